@@ -1,0 +1,259 @@
+"""The ``rapport`` command."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+
+from streams.config import ConfigError, Settings
+from streams.runtime.broker import BrokerError
+from streams.runtime.stack import PipelineError
+from streams.sinks.warehouse import WarehouseError
+
+console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def settings_from_env(seller_domains: tuple[str, ...] = ()) -> Settings:
+    return Settings.from_env().with_seller_domains(list(seller_domains))
+
+
+def friendly_errors(func: F) -> F:
+    """Known failures print one clear line and exit 2 instead of a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (ConfigError, BrokerError, WarehouseError, PipelineError, FileNotFoundError) as exc:
+            console.print(f"[red]rapport: {exc}")
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+seller_domain_option = click.option(
+    "--seller-domain",
+    "seller_domains",
+    multiple=True,
+    metavar="DOMAIN",
+    help="Seller (internal) email domain; repeatable. Adds to RAPPORT_SELLER_DOMAINS.",
+)
+
+
+@click.group()
+@click.version_option(package_name="rapport")
+def main() -> None:
+    """Rapport: buyer-seller relationship health from email, meetings and CRM."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--accounts", default=100, show_default=True, help="Accounts to generate.")
+@click.option("--seed", default=7, show_default=True, help="Random seed of the generated data.")
+@friendly_errors
+def demo(accounts: int, seed: int) -> None:
+    """Generate data, run it through broker, worker and warehouse, print the result."""
+    from streams.runtime.demo import run_demo
+
+    sys.exit(run_demo(settings_from_env(), accounts, seed, console))
+
+
+@main.command()
+@click.option("--accounts", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=365, show_default=True)
+@click.option("--start", default="2025-07-01", show_default=True, help="First day (YYYY-MM-DD, UTC).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def generate(accounts: int, seed: int, days: int, start: str, out: Path) -> None:
+    """Write a deterministic synthetic dataset with planted, labelled personas."""
+    from streams.sources.dataset import write_dataset
+    from streams.sources.synthetic import generate as make_events
+
+    try:
+        first = datetime.strptime(start, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise click.BadParameter(f"{start!r} is not a date like 2025-07-01", param_hint="--start") from None
+    with console.status(f"generating {accounts} accounts"):
+        events, labels = make_events(accounts, seed, first, days)
+        counts = write_dataset(out, events, labels)
+    console.print(
+        f"wrote {sum(counts.values()):,} events to {out}: {counts}; labels in {out / 'labels.json'}"
+    )
+
+
+@main.command()
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@seller_domain_option
+@friendly_errors
+def up(workers: int, seller_domains: tuple[str, ...]) -> None:
+    """Run broker (embedded unless RAPPORT_KAFKA_BOOTSTRAP) and workers until Ctrl-C."""
+    from streams.runtime.stack import Stack
+
+    settings = settings_from_env(seller_domains)
+    stopping = False
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    with Stack(settings, workers=workers) as stack:
+        stack.start_workers()
+        settings.bootstrap_file.write_text(stack.bootstrap)
+        console.print(
+            f"broker {stack.bootstrap} ({'embedded Tansu' if stack.embedded else 'external'}), "
+            f"{workers} worker(s), warehouse {settings.warehouse_url}\n"
+            f"logs in {settings.home}; Ctrl-C stops everything"
+        )
+        try:
+            while not stopping:
+                stack.check_workers()
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            settings.bootstrap_file.unlink(missing_ok=True)
+            console.print("stopping")
+
+
+@main.command(hidden=True)
+def worker() -> None:
+    """One faust worker process (started by `up`, `demo` and `ingest`)."""
+    from streams.runtime.worker import run_worker
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise SystemExit(f"rapport worker: {exc}") from None
+    sys.argv = [sys.argv[0]]  # faust's worker parses argv itself
+    run_worker(settings)
+
+
+@main.group()
+def ingest() -> None:
+    """Produce source data to the pipeline."""
+
+
+@ingest.command("dataset")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@seller_domain_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on the last line.")
+@friendly_errors
+def ingest_dataset(folder: Path, seller_domains: tuple[str, ...], as_json: bool) -> None:
+    """Produce a dataset folder (from `rapport generate`).
+
+    With RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; otherwise runs a
+    one-shot embedded pipeline (start, produce, drain, stop).
+    """
+    from streams.runtime.broker import read_bootstrap_file
+    from streams.runtime.demo import progress_bar, run_through_pipeline
+    from streams.runtime.producer import EventProducer
+    from streams.sources.dataset import read_dataset
+
+    settings = settings_from_env(seller_domains)
+    bootstrap = settings.kafka_bootstrap or read_bootstrap_file(settings.bootstrap_file)
+    if bootstrap:
+        with progress_bar(console) as bar, EventProducer(bootstrap) as producer:
+            task = bar.add_task(f"producing to {bootstrap}", total=None)
+            for item in read_dataset(folder):
+                producer.send(item)
+                bar.advance(task)
+        sent = dict(producer.sent)
+    else:
+        console.print("no running broker: running a one-shot embedded pipeline (start, produce, drain, stop)")
+        status = run_through_pipeline(folder, replace(settings), console)
+        sent = {"scored": status.get("counters", {}).get("events", 0)}
+    summary = {"read": sum(v for k, v in sent.items() if k != "scored") or sent.get("scored", 0), **sent}
+    if as_json:
+        click.echo(orjson.dumps(summary).decode())
+    else:
+        console.print(summary)
+
+
+@main.command()
+@click.argument(
+    "folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@seller_domain_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on the last line.")
+@friendly_errors
+def replay(folders: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool) -> None:
+    """Score history from dataset folders straight into the warehouse, without a broker."""
+    import heapq
+
+    from streams.runtime.demo import progress_bar
+    from streams.runtime.replay import replay as run_replay
+    from streams.sources.dataset import count_lines, read_dataset
+
+    settings = settings_from_env(seller_domains)
+    total = sum(count_lines(f) for f in folders)
+    started = time.perf_counter()
+    with progress_bar(console) as bar:
+        task = bar.add_task("replaying", total=total)
+        items = heapq.merge(
+            *(read_dataset(f) for f in folders),
+            key=lambda i: getattr(getattr(i, "envelope", None), "occurred_at", ""),
+        )
+        summary = run_replay(items, settings, progress=lambda n: bar.advance(task, n))
+    elapsed = time.perf_counter() - started
+    result = {
+        "read": summary.read,
+        "rejected": summary.rejected,
+        "duplicates": summary.duplicates,
+        "rows": dict(summary.rows),
+        "seconds": round(elapsed, 2),
+    }
+    if as_json:
+        click.echo(orjson.dumps(result).decode())
+    else:
+        console.print(result)
+
+
+@main.group()
+def warehouse() -> None:
+    """The ClickHouse warehouse (chDB by default)."""
+
+
+@warehouse.command("migrate")
+@friendly_errors
+def warehouse_migrate() -> None:
+    """Apply schemas/warehouse migrations (idempotent)."""
+    from streams.sinks.warehouse import connect, migrate
+
+    settings = Settings.from_env()
+    applied = migrate(connect(settings.warehouse_url))
+    console.print(f"{settings.warehouse_url}: applied {applied or 'nothing (up to date)'}")
+
+
+@warehouse.command("query")
+@click.argument("sql")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
+@friendly_errors
+def warehouse_query(sql: str, as_json: bool) -> None:
+    """Run one SQL query against the warehouse and print the rows."""
+    from rich.table import Table
+
+    from streams.sinks.warehouse import connect
+
+    result = connect(Settings.from_env().warehouse_url).query(sql)
+    if as_json:
+        for row in result.result_rows:
+            click.echo(orjson.dumps(dict(zip(result.column_names, row, strict=True)), default=str).decode())
+        return
+    table = Table(*result.column_names)
+    for row in result.result_rows:
+        table.add_row(*(str(v) for v in row))
+    Console().print(table)

@@ -1,0 +1,169 @@
+"""Settings from the environment, read in one place.
+
+Every variable has a default that runs the embedded stack on one machine; a wrong value
+raises :class:`ConfigError` naming the variable and what it expects.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Self
+
+TOPICS_RAW = ("raw.email", "raw.meeting", "raw.crm")
+TOPIC_INTERACTIONS = "interactions"
+TOPIC_SCORES = "scores"
+TOPIC_ALERTS = "alerts"
+TOPIC_DEADLETTER = "deadletter"
+ALL_TOPICS = (*TOPICS_RAW, TOPIC_INTERACTIONS, TOPIC_SCORES, TOPIC_ALERTS, TOPIC_DEADLETTER)
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the variable and the fix."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a whole number >= {minimum}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r}: expected a whole number >= {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a number >= {minimum}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r}: expected a number >= {minimum}")
+    return value
+
+
+def _bootstrap(env: Mapping[str, str]) -> str | None:
+    raw = env.get("RAPPORT_KAFKA_BOOTSTRAP", "").strip()
+    if not raw:
+        return None
+    for server in raw.split(","):
+        host, sep, port = server.strip().removeprefix("kafka://").rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ConfigError(
+                f"RAPPORT_KAFKA_BOOTSTRAP={raw!r}: expected host:port[,host:port...], "
+                "e.g. localhost:9092; unset it to use the embedded broker"
+            )
+    return ",".join(s.strip().removeprefix("kafka://") for s in raw.split(","))
+
+
+def _warehouse_url(env: Mapping[str, str], home: Path) -> str:
+    raw = env.get("RAPPORT_WAREHOUSE_URL", "").strip()
+    if not raw:
+        return f"chdb://{home / 'warehouse'}"
+    if raw.startswith(("chdb://", "http://", "https://")) and len(raw.split("://", 1)[1]) > 0:
+        return raw
+    raise ConfigError(
+        f"RAPPORT_WAREHOUSE_URL={raw!r}: expected chdb:///path/to/dir (embedded ClickHouse) "
+        "or http(s)://user:password@host:8123 (ClickHouse server)"
+    )
+
+
+def _domains(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("RAPPORT_SELLER_DOMAINS", "")
+    domains = tuple(d.strip().lower().lstrip("@") for d in raw.split(",") if d.strip())
+    for domain in domains:
+        if "." not in domain or " " in domain or "@" in domain:
+            raise ConfigError(
+                f"RAPPORT_SELLER_DOMAINS={raw!r}: expected comma-separated domains "
+                "such as example.com,example.co.uk"
+            )
+    return domains
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the pipeline needs to know about where it runs."""
+
+    home: Path
+    kafka_bootstrap: str | None
+    warehouse_url: str
+    seller_domains: tuple[str, ...] = ()
+    partitions: int = 4
+    broker_bin: str | None = None
+    sink_batch_size: int = 2000
+    sink_batch_seconds: float = 0.5
+    allowed_lateness_s: float = 86400.0
+    broker_session_timeout_s: float = 10.0
+    broker_rebalance_timeout_s: float = 6.0
+    app_id: str = "rapport"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
+        env = os.environ if env is None else env
+        home = Path(env.get("RAPPORT_HOME", "").strip() or ".rapport").expanduser().resolve()
+        embedded = not env.get("RAPPORT_KAFKA_BOOTSTRAP", "").strip()
+        return cls(
+            home=home,
+            kafka_bootstrap=_bootstrap(env),
+            warehouse_url=_warehouse_url(env, home),
+            seller_domains=_domains(env),
+            partitions=_int(env, "RAPPORT_PARTITIONS", 4, 1),
+            broker_bin=env.get("RAPPORT_BROKER_BIN", "").strip() or None,
+            sink_batch_size=_int(env, "RAPPORT_SINK_BATCH_SIZE", 2000, 1),
+            sink_batch_seconds=_float(env, "RAPPORT_SINK_BATCH_SECONDS", 0.5, 0.01),
+            allowed_lateness_s=_float(env, "RAPPORT_ALLOWED_LATENESS_S", 86400.0, 0.0),
+            # Embedded: a fresh single broker, so short timeouts make the first group join take
+            # seconds instead of half a minute. A real cluster keeps faust's safer defaults.
+            broker_session_timeout_s=_float(
+                env, "RAPPORT_BROKER_SESSION_TIMEOUT_S", 10.0 if embedded else 60.0, 1.0
+            ),
+            broker_rebalance_timeout_s=_float(
+                env, "RAPPORT_BROKER_REBALANCE_TIMEOUT_S", 6.0 if embedded else 60.0, 1.0
+            ),
+            app_id=env.get("RAPPORT_APP_ID", "").strip() or "rapport",
+        )
+
+    def with_seller_domains(self, domains: tuple[str, ...] | list[str]) -> Settings:
+        merged = tuple(dict.fromkeys([*self.seller_domains, *(d.lower() for d in domains)]))
+        return replace(self, seller_domains=merged)
+
+    @property
+    def state_dir(self) -> Path:
+        """Faust's RocksDB tables live here."""
+        return self.home / "state"
+
+    @property
+    def bootstrap_file(self) -> Path:
+        """``rapport up`` writes the running broker's address here for other commands."""
+        return self.home / "bootstrap"
+
+    @property
+    def status_file(self) -> Path:
+        """The worker's progress after every written batch (the warehouse may be locked)."""
+        return self.home / "worker-status.json"
+
+    def as_env(self) -> dict[str, str]:
+        """The environment a worker subprocess needs to see these same settings."""
+        env = {
+            "RAPPORT_HOME": str(self.home),
+            "RAPPORT_WAREHOUSE_URL": self.warehouse_url,
+            "RAPPORT_SELLER_DOMAINS": ",".join(self.seller_domains),
+            "RAPPORT_PARTITIONS": str(self.partitions),
+            "RAPPORT_SINK_BATCH_SIZE": str(self.sink_batch_size),
+            "RAPPORT_SINK_BATCH_SECONDS": str(self.sink_batch_seconds),
+            "RAPPORT_ALLOWED_LATENESS_S": str(self.allowed_lateness_s),
+            "RAPPORT_BROKER_SESSION_TIMEOUT_S": str(self.broker_session_timeout_s),
+            "RAPPORT_BROKER_REBALANCE_TIMEOUT_S": str(self.broker_rebalance_timeout_s),
+            "RAPPORT_APP_ID": self.app_id,
+        }
+        if self.kafka_bootstrap:
+            env["RAPPORT_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
+        return env

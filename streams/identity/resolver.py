@@ -1,0 +1,208 @@
+"""Identity resolution: a raw envelope becomes canonical records keyed by account.
+
+Stateless and deterministic, so the live agent and replay place every event identically:
+the account of an email or meeting is the registered domain of its buyer-side participants;
+CRM records keep the account id they carry. The seller side is decided by the configured seller
+domains. Automated mail is flagged here (and excluded from scoring downstream, but kept and
+counted).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from streams.contracts import ContractError, Envelope, make
+
+AUTOMATED_LOCALPARTS = frozenset(
+    {
+        "noreply",
+        "no-reply",
+        "donotreply",
+        "do-not-reply",
+        "mailer-daemon",
+        "postmaster",
+        "bounce",
+        "notifications",
+        "calendar-notification",
+        "newsletter",
+    }
+)
+# Interactions forwarded as they are: CRM entity upserts go to the score agent unchanged.
+CRM_ENTITIES = ("crm_account/1", "crm_contact/1", "crm_opportunity/1")
+DOMAIN_CONFIDENCE = 0.8
+CRM_CONFIDENCE = 1.0
+
+
+class ResolveError(ContractError):
+    """A valid message that cannot be placed on any account; the text says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """One canonical record for the ``interactions`` topic, keyed by account."""
+
+    account_id: str
+    envelope: Envelope
+
+
+def normalise_address(address: str) -> str:
+    """Lower-case, drop plus-addressing and repeated dots in the local part."""
+    local, _, domain = address.strip().strip("<>").lower().rpartition("@")
+    local = local.split("+", 1)[0]
+    while ".." in local:
+        local = local.replace("..", ".")
+    return f"{local.strip('.')}@{domain.strip('.')}"
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2]
+
+
+def registered_domain(domain: str) -> str:
+    """The organisation's domain: the last two labels (the public suffix list comes later)."""
+    labels = [part for part in domain.split(".") if part]
+    return ".".join(labels[-2:])
+
+
+class Resolver:
+    """Places raw envelopes on accounts for one set of seller domains."""
+
+    def __init__(self, seller_domains: Iterable[str]) -> None:
+        self.seller_domains = tuple(sorted({d.lower() for d in seller_domains}))
+
+    def is_seller(self, address: str) -> bool:
+        domain = domain_of(address)
+        return any(domain == d or domain.endswith("." + d) for d in self.seller_domains)
+
+    def resolve(self, envelope: Envelope) -> list[Resolved]:
+        """Canonical records for one envelope; :class:`ResolveError` if it fits nowhere."""
+        schema = envelope.schema
+        if schema == "raw_email/1":
+            return [self._email(envelope)]
+        if schema == "raw_meeting/1":
+            return [self._meeting(envelope)]
+        if schema == "crm_activity/1":
+            return [self._activity(envelope)]
+        if schema in CRM_ENTITIES:
+            return [Resolved(envelope.payload["account_id"], envelope)]
+        raise ResolveError(f"schema {schema!r} is not a raw source schema the resolver knows")
+
+    def _split(self, addresses: Iterable[str]) -> tuple[list[str], list[str]]:
+        sellers: list[str] = []
+        buyers: list[str] = []
+        for address in dict.fromkeys(normalise_address(a) for a in addresses):
+            (sellers if self.is_seller(address) else buyers).append(address)
+        return sellers, buyers
+
+    def _account(self, buyers: list[str], envelope: Envelope) -> str:
+        if not buyers:
+            if not self.seller_domains:
+                raise ResolveError(
+                    f"{envelope.event_id}: no seller domains configured, so no participant can be "
+                    "placed on the seller side; set RAPPORT_SELLER_DOMAINS or --seller-domain"
+                )
+            raise ResolveError(f"{envelope.event_id}: only seller-side participants; no account")
+        counts = Counter(registered_domain(domain_of(b)) for b in buyers)
+        return min(counts, key=lambda d: (-counts[d], d))
+
+    def _interaction(self, envelope: Envelope, account_id: str, **fields: Any) -> Resolved:
+        payload = {
+            "account_id": account_id,
+            "occurred_at": envelope.occurred_at,
+            "source_event_id": envelope.event_id,
+            "thread_id": None,
+            "in_reply_to": None,
+            "version": 0,
+            "status": None,
+            "kind": fields.get("channel", ""),
+            "detail": {},
+            **fields,
+        }
+        return Resolved(
+            account_id,
+            make("interaction/1", envelope.event_id, envelope.source, envelope.occurred_at, payload),
+        )
+
+    def _email(self, envelope: Envelope) -> Resolved:
+        p = envelope.payload
+        sender = normalise_address(p["from"])
+        sellers, buyers = self._split([sender, *p["to"], *p.get("cc", [])])
+        account_id = self._account(buyers, envelope)
+        local = sender.partition("@")[0]
+        automated = bool(
+            p.get("list_unsubscribe")
+            or (p.get("auto_submitted") or "no").lower() != "no"
+            or (p.get("precedence") or "").lower() in ("bulk", "list", "junk")
+            or local in AUTOMATED_LOCALPARTS
+        )
+        direction = "outbound" if self.is_seller(sender) else "inbound"
+        references = p.get("references") or []
+        return self._interaction(
+            envelope,
+            account_id,
+            interaction_id=f"email:{p['message_id']}",
+            channel="email",
+            direction=direction,
+            sellers=sellers,
+            buyers=buyers,
+            automated=automated,
+            match_method="domain",
+            match_confidence=DOMAIN_CONFIDENCE,
+            thread_id=p.get("thread_id") or (references[0] if references else p["message_id"]),
+            in_reply_to=p.get("in_reply_to"),
+            detail={
+                "size_bytes": p.get("size_bytes", 0),
+                "has_attachments": p.get("has_attachments", False),
+                "sender": sender,
+            },
+        )
+
+    def _meeting(self, envelope: Envelope) -> Resolved:
+        p = envelope.payload
+        organizer = normalise_address(p["organizer"])
+        statuses = {normalise_address(a["email"]): a.get("partstat", "NEEDS-ACTION") for a in p["attendees"]}
+        sellers, buyers = self._split([organizer, *statuses])
+        account_id = self._account(buyers, envelope)
+        return self._interaction(
+            envelope,
+            account_id,
+            interaction_id=f"meeting:{p['uid']}",
+            channel="meeting",
+            kind="meeting",
+            direction="outbound" if self.is_seller(organizer) else "inbound",
+            sellers=sellers,
+            buyers=buyers,
+            automated=False,
+            match_method="domain",
+            match_confidence=DOMAIN_CONFIDENCE,
+            version=p["sequence"],
+            status=p["status"].lower(),
+            detail={
+                "organizer": organizer,
+                "partstat": statuses,
+                "end": p["end"],
+                "created": p.get("created"),
+                "description_length": p.get("description_length", 0),
+            },
+        )
+
+    def _activity(self, envelope: Envelope) -> Resolved:
+        p = envelope.payload
+        kind = p["type"]
+        direction = {"call": "mutual", "meeting": "mutual", "note": "internal"}.get(kind, "outbound")
+        return self._interaction(
+            envelope,
+            p["account_id"],
+            interaction_id=f"crm:{p['activity_id']}",
+            channel="crm",
+            kind=kind,
+            direction=direction,
+            sellers=[normalise_address(p["owner"])],
+            buyers=[normalise_address(a) for a in p.get("contact_emails", [])],
+            automated=False,
+            match_method="crm",
+            match_confidence=CRM_CONFIDENCE,
+        )

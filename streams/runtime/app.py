@@ -1,0 +1,301 @@
+"""The faust application: two hops, ``resolve`` then ``score``, as in DESIGN.md.
+
+* ``resolve`` reads ``raw.email``, ``raw.meeting`` and ``raw.crm``, validates each message,
+  places it on an account (:mod:`streams.identity.resolver`) and sends the canonical record to
+  ``interactions`` keyed by ``account_id``. Bad input goes to ``deadletter`` with the reason.
+* ``score`` reads ``interactions`` in batches (size and time bounded), runs the pure core
+  (:func:`streams.scoring.scorer.score_batch`) against per-account state in a RocksDB table,
+  writes the rows to the warehouse (retrying inside the loop body until they land, because
+  ``take_events`` acks the batch when the body finishes), then stores the new states and
+  publishes health to ``scores``. Offsets are committed only for written batches.
+* ``deadletters`` writes ``deadletter`` records to ``rejected_events``.
+* A timer sends a ``tick`` to every ``interactions`` partition; a partition idle for
+  ``idle_flush_s`` settles its accounts' pending events (event-time windows close on the
+  watermark while traffic flows, and on this timer when it stops).
+
+Every agent runs with ``concurrency=1`` (faust issue #606 loses messages above 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+from aiokafka.partitioner import murmur2
+
+from streams.config import (
+    TOPIC_DEADLETTER,
+    TOPIC_INTERACTIONS,
+    TOPIC_SCORES,
+    TOPICS_RAW,
+    Settings,
+)
+from streams.contracts import ContractError, Envelope, decode, format_time, make
+from streams.deadletters import dead_letter, rejected_row
+from streams.identity.resolver import Resolver
+from streams.runtime.status import WorkerStatus
+from streams.scoring.scorer import BatchResult, flush_accounts, score_batch
+from streams.sinks.warehouse import Sink
+
+log = logging.getLogger(__name__)
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default (murmur2) partitioner gives a key."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def batch_origin(events: Iterable[faust.EventT]) -> str:
+    """topic/partition/offset ranges of a batch plus a digest of its bytes.
+
+    The insert deduplication token's source: a redelivered batch gives the same token, while
+    the same offsets on a new broker (the embedded one starts empty each run) with other
+    content do not.
+    """
+    spans: dict[tuple[str, int], list[int]] = {}
+    digest = hashlib.blake2b(digest_size=16)
+    for event in events:
+        digest.update(event.value or b"")
+        message = event.message
+        span = spans.setdefault((message.topic, message.partition), [message.offset, message.offset])
+        span[0] = min(span[0], message.offset)
+        span[1] = max(span[1], message.offset)
+    ranges = ";".join(f"{t}/{p}/{lo}-{hi}" for (t, p), (lo, hi) in sorted(spans.items()))
+    return f"{ranges};{digest.hexdigest()}"
+
+
+def health_envelope(row: dict[str, Any]) -> Envelope:
+    payload = {
+        "account_id": row["account_id"],
+        "as_of": row["as_of"].isoformat(),
+        "score": row["score"],
+        "tier": row["tier"],
+        "depth": row["depth"],
+        "explanation": orjson.loads(row["explanation"]),
+        "model_version": row["model_version"],
+        "version": row["version"],
+    }
+    at = datetime.combine(row["as_of"], datetime.min.time(), UTC)
+    event_id = f"health:{row['account_id']}:{row['as_of']}:{row['version']}"
+    return make("account_health/1", event_id, "rapport", format_time(at), payload)
+
+
+@dataclass
+class ScoreLoop:
+    """The score agent's per-worker memory: idle partitions and accounts with pending events."""
+
+    idle_flush_s: float
+    last_event: dict[int, float] = field(default_factory=dict)  # partition -> wall time
+    pending: dict[str, int] | None = None  # account -> pending events; None until first scan
+
+    def note(self, states: dict[str, Any]) -> None:
+        if self.pending is None:
+            return
+        for account_id, state in states.items():
+            count = len(state.pending)
+            if count:
+                self.pending[account_id] = count
+            else:
+                self.pending.pop(account_id, None)
+
+    def idle(self, partition: int, now: float) -> bool:
+        return now - self.last_event.get(partition, 0.0) >= self.idle_flush_s
+
+
+def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: float = 2.0) -> faust.App:
+    """The faust app with its agents, configured from ``settings``."""
+    if not settings.kafka_bootstrap:
+        raise ValueError("create_app needs settings.kafka_bootstrap (start the broker first)")
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store=store,
+        datadir=str(settings.state_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        value_serializer="raw",
+        key_serializer="raw",
+        table_standby_replicas=0,
+    )
+    raw_topics = app.topic(*TOPICS_RAW, value_serializer="raw", key_serializer="raw")
+    interactions = app.topic(
+        TOPIC_INTERACTIONS, value_serializer="raw", key_serializer="raw", partitions=settings.partitions
+    )
+    deadletter = app.topic(TOPIC_DEADLETTER, value_serializer="raw", key_serializer="raw")
+    scores = app.topic(TOPIC_SCORES, value_serializer="raw", key_serializer="raw")
+    states = app.Table("account-state", partitions=settings.partitions)  # json keys and values
+    resolver = Resolver(settings.seller_domains)
+    status = WorkerStatus(settings.status_file)
+    loop = ScoreLoop(idle_flush_s)
+    sink: Sink | None = None
+
+    def warehouse() -> Sink:
+        nonlocal sink
+        if sink is None:
+            from streams.sinks.warehouse import connect, migrate
+
+            client = connect(settings.warehouse_url)
+            migrate(client)
+            sink = Sink(client)
+        return sink
+
+    @app.agent(raw_topics, concurrency=1)
+    async def resolve(stream: faust.StreamT) -> Any:
+        async for event in stream.events():
+            message = event.message
+            try:
+                outputs = resolver.resolve(decode(event.value))
+            except ContractError as exc:
+                letter = dead_letter(
+                    message.topic, "resolve", str(exc), event.value, message.partition, message.offset
+                )
+                await deadletter.send(key=letter.event_id.encode(), value=letter.to_bytes())
+                status.count("dead_letters")
+                yield letter
+                continue
+            for out in outputs:
+                await interactions.send(key=out.account_id.encode(), value=out.envelope.to_bytes())
+                yield out
+
+    @app.agent(interactions, concurrency=1)
+    async def score(stream: faust.StreamT) -> Any:
+        async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_batch_seconds):
+            now = time.time()
+            records: list[tuple[str, Envelope]] = []
+            letters: list[Envelope] = []
+            ticks: dict[int, faust.EventT] = {}
+            anchor: dict[str, faust.EventT] = {}  # account -> an event on its partition
+            for event in events:
+                message = event.message
+                try:
+                    envelope = decode(event.value)
+                except ContractError as exc:
+                    letters.append(
+                        dead_letter(
+                            message.topic, "score", str(exc), event.value, message.partition, message.offset
+                        )
+                    )
+                    continue
+                if envelope.schema == "tick/1":
+                    ticks[message.partition] = event
+                    continue
+                account_id = envelope.payload["account_id"]
+                loop.last_event[message.partition] = now
+                anchor[account_id] = event
+                records.append((account_id, envelope))
+            result = score_batch(records, states, settings.allowed_lateness_s)
+            flushed = _flush_idle(ticks, now)
+            for account_id in flushed.states:
+                anchor[account_id] = ticks[partition_of(account_id, settings.partitions)]
+            rows = _merge(result, flushed)
+            if letters:
+                rows.setdefault("rejected_events", []).extend(rejected_row(d) for d in letters)
+            if rows:
+                written = await warehouse().write(rows, batch_origin(events))
+                status.add_rows(written.rows, written.retries)
+            for letter in letters:
+                await deadletter.send(key=letter.event_id.encode(), value=letter.to_bytes())
+            new_states = {**result.states, **flushed.states}
+            # Table writes find their changelog partition through the stream's current event.
+            # take_events' buffer also reads it to pair values with events, so put it back.
+            previous = stream.current_event
+            try:
+                for account_id, state in new_states.items():
+                    stream._set_current_event(anchor[account_id])
+                    states[account_id] = state.to_dict()
+            finally:
+                stream._set_current_event(previous)
+            loop.note(new_states)
+            for row in _latest_health(rows.get("account_health", [])):
+                await scores.send(key=row["account_id"].encode(), value=health_envelope(row).to_bytes())
+            status.count("events", len(records))
+            status.count("duplicates", result.duplicates)
+            status.set(
+                "pending_events", sum((loop.pending or {}).values()) if loop.pending is not None else -1
+            )
+            status.write()
+            yield len(records)
+
+    def _flush_idle(ticks: dict[int, faust.EventT], now: float) -> BatchResult:
+        idle = {p for p in ticks if loop.idle(p, now)}
+        if not idle:
+            return BatchResult()
+        if loop.pending is None:  # first tick since start: find pending accounts once
+            loop.pending = {k: len(v.get("pending") or []) for k, v in states.items() if v.get("pending")}
+        due = [a for a in loop.pending if partition_of(a, settings.partitions) in idle]
+        return flush_accounts(due, states)
+
+    @app.agent(deadletter, concurrency=1)
+    async def deadletters(stream: faust.StreamT) -> Any:
+        async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_batch_seconds):
+            rows = []
+            for event in events:
+                try:
+                    rows.append(rejected_row(decode(event.value)))
+                except (ContractError, ValueError) as exc:
+                    message = event.message
+                    rows.append(
+                        rejected_row(
+                            dead_letter(
+                                message.topic,
+                                "deadletter",
+                                str(exc),
+                                event.value,
+                                message.partition,
+                                message.offset,
+                            )
+                        )
+                    )
+            written = await warehouse().write({"rejected_events": rows}, batch_origin(events))
+            status.add_rows(written.rows, written.retries)
+            status.write()
+            yield len(rows)
+
+    @app.timer(interval=max(0.5, idle_flush_s / 2))
+    async def tick() -> None:
+        """While traffic is idle and events are pending (or unknown yet), wake every partition."""
+        now = time.time()
+        if loop.pending is not None and not loop.pending:
+            return
+        if any(not loop.idle(p, now) for p in loop.last_event):
+            return
+        envelope = make(
+            "tick/1", f"tick:{time.time_ns()}", "rapport", format_time(datetime.now(UTC)), {"wall_time": now}
+        )
+        for partition in range(settings.partitions):
+            await interactions.send(value=envelope.to_bytes(), partition=partition)
+
+    app.rapport_agents = {"resolve": resolve, "score": score, "deadletters": deadletters}  # type: ignore[attr-defined]
+    return app
+
+
+def _merge(*results: BatchResult) -> dict[str, list[dict[str, Any]]]:
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for result in results:
+        for table, table_rows in result.rows.items():
+            rows.setdefault(table, []).extend(table_rows)
+    return rows
+
+
+def _latest_health(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        held = latest.get(row["account_id"])
+        if held is None or (row["as_of"], row["version"]) >= (held["as_of"], held["version"]):
+            latest[row["account_id"]] = row
+    return list(latest.values())

@@ -1,0 +1,198 @@
+"""Run the pipeline: broker (embedded unless configured) plus worker subprocesses.
+
+Workers are separate processes (``python -m streams worker``) so they can be stopped, killed and
+restarted like in production, and so each one owns its chDB folder lock. :class:`Stack` always
+stops what it started, on success, on errors and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+
+from kafka.admin import OffsetSpec
+from kafka.structs import TopicPartition
+
+from streams.config import TOPIC_DEADLETTER, TOPIC_INTERACTIONS, TOPICS_RAW, Settings
+from streams.runtime.broker import BrokerError, EmbeddedBroker, admin, ensure_topics
+from streams.runtime.status import read_status
+
+log = logging.getLogger(__name__)
+
+CONSUMED_TOPICS = (*TOPICS_RAW, TOPIC_INTERACTIONS, TOPIC_DEADLETTER)
+
+
+class PipelineError(RuntimeError):
+    """The pipeline did not finish; the message says what was seen and where the logs are."""
+
+
+def consumer_lag(bootstrap: str, group: str, topics: tuple[str, ...] = CONSUMED_TOPICS) -> int:
+    """Messages in ``topics`` not yet committed by consumer group ``group``."""
+    client = admin(bootstrap)
+    try:
+        described = client.describe_topics(list(topics))
+        partitions = [
+            TopicPartition(t["name"], p["partition_index"]) for t in described for p in t["partitions"]
+        ]
+        ends = client.list_partition_offsets(dict.fromkeys(partitions, OffsetSpec.LATEST))
+        committed = client.list_group_offsets({group: None}).get(group, {})
+        lag = 0
+        for tp in partitions:
+            end = ends[tp].offset
+            done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0
+            lag += max(0, end - done)
+        return lag
+    finally:
+        client.close()
+
+
+class Stack:
+    """Broker and workers for one run; a context manager."""
+
+    def __init__(self, settings: Settings, workers: int = 1, fresh_state: bool | None = None) -> None:
+        self.settings = settings
+        self.workers_wanted = workers
+        self.broker: EmbeddedBroker | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.bootstrap = settings.kafka_bootstrap or ""
+        # Embedded brokers keep nothing between runs, so old local table state must go too.
+        self.fresh_state = settings.kafka_bootstrap is None if fresh_state is None else fresh_state
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker is not None
+
+    def start_broker(self) -> str:
+        if not self.settings.kafka_bootstrap:
+            self.broker = EmbeddedBroker(self.settings)
+            self.bootstrap = self.broker.start()
+        ensure_topics(self.bootstrap, self.settings.partitions)
+        return self.bootstrap
+
+    def worker_log(self, index: int) -> Path:
+        return self.settings.home / f"worker-{index}.log"
+
+    def start_workers(self) -> None:
+        if self.fresh_state:
+            shutil.rmtree(self.settings.state_dir, ignore_errors=True)
+        self.settings.status_file.unlink(missing_ok=True)
+        for index in range(self.workers_wanted):
+            self.start_worker(index)
+
+    def start_worker(self, index: int) -> subprocess.Popen[bytes]:
+        settings = replace(self.settings, kafka_bootstrap=self.bootstrap)
+        env = {**os.environ, **settings.as_env(), "RAPPORT_WORKER_INDEX": str(index)}
+        with self.worker_log(index).open("ab") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streams", "worker"],
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        if index < len(self.workers):
+            self.workers[index] = process
+        else:
+            self.workers.append(process)
+        return process
+
+    def check_workers(self) -> None:
+        for index, process in enumerate(self.workers):
+            code = process.poll()
+            if code is not None:
+                tail = self.worker_log(index).read_text(errors="replace").splitlines()[-15:]
+                raise PipelineError(
+                    f"worker {index} exited with code {code}; last lines of {self.worker_log(index)}:\n"
+                    + "\n".join(tail)
+                )
+
+    def wait_drained(
+        self,
+        expected_events: int,
+        timeout_s: float = 600.0,
+        progress: Callable[[int, int], None] | None = None,
+        stall_s: float = 90.0,
+    ) -> dict[str, object]:
+        """Wait until every message is committed and nothing is left pending in state.
+
+        ``progress(done, expected)`` is called with the worker's scored-event count.
+        """
+        deadline = time.monotonic() + timeout_s
+        calm = 0
+        last_seen: tuple[object, ...] = ()
+        moved = time.monotonic()
+        while time.monotonic() < deadline:
+            self.check_workers()
+            status = read_status(self.settings.status_file) or {}
+            done = int(status.get("counters", {}).get("events", 0))
+            seen = (status.get("counters"), status.get("rows_written"), status.get("pending_events"))
+            if seen != last_seen:
+                last_seen, moved = seen, time.monotonic()
+            elif time.monotonic() - moved > stall_s:
+                raise PipelineError(
+                    f"no progress for {stall_s:.0f}s at {done:,} of {expected_events:,} events; "
+                    f"see {self.worker_log(0)}"
+                )
+            if progress:
+                progress(done, expected_events)
+            lag = consumer_lag(self.bootstrap, self.settings.app_id)
+            pending = status.get("pending_events", -1)
+            calm = calm + 1 if lag == 0 and pending == 0 and done >= expected_events else 0
+            if calm >= 2:
+                return status
+            time.sleep(0.5)
+        raise PipelineError(
+            f"pipeline not drained after {timeout_s:.0f}s (lag or pending events remain); "
+            f"see {', '.join(str(self.worker_log(i)) for i in range(len(self.workers)))}"
+        )
+
+    def stop_workers(self, timeout_s: float = 20.0) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        for process in self.workers:
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+
+    def kill_worker(self, index: int) -> None:
+        """SIGKILL one worker (fault tests)."""
+        process = self.workers[index]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop(self) -> None:
+        try:
+            self.stop_workers()
+        finally:
+            if self.broker is not None:
+                self.broker.stop()
+
+    def __enter__(self) -> Stack:
+        try:
+            self.start_broker()
+        except BrokerError:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,229 @@
+"""The ClickHouse warehouse: connect (chDB embedded or a server), migrate, and write row batches.
+
+One code path for both engines: clickhouse-connect speaks to chDB in-process
+(``chdb:///path``) and to a server over HTTP (``http://host:8123``), with the same SQL.
+
+Writes are idempotent twice over: tables are ReplacingMergeTrees keyed by stable ids, and every
+insert carries an ``insert_deduplication_token`` derived from the input offsets, so a retried
+batch is dropped by the engine. :class:`Sink` retries failed writes with backoff until they
+land; the caller commits offsets only after :meth:`Sink.write` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import clickhouse_connect
+
+from streams.contracts import contracts_dir
+
+log = logging.getLogger(__name__)
+
+DATABASE = "rapport"
+
+# The ReplacingMergeTree key of each table: rows with the same key are one logical row, and
+# within a batch only the highest version per key needs writing.
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "accounts": ("account_id",),
+    "contacts": ("email",),
+    "opportunities": ("opportunity_id",),
+    "interactions": ("account_id", "interaction_id"),
+    "meeting_preparedness": ("account_id", "meeting_id"),
+    "interaction_value": ("account_id", "interaction_id"),
+    "account_health": ("account_id", "as_of"),
+    "alerts": ("account_id", "alert_id"),
+    "rejected_events": ("rejected_id",),
+}
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be reached or used; the message says which URL and what to do."""
+
+
+class Client(Protocol):
+    """The part of clickhouse-connect's client Rapport uses (the fault-injection boundary)."""
+
+    def command(self, cmd: str, parameters: Any = None, settings: Any = None) -> Any: ...
+
+    def query(self, query: str, parameters: Any = None, settings: Any = None) -> Any: ...
+
+    def insert(
+        self,
+        table: str,
+        data: Sequence[Sequence[Any]],
+        column_names: Sequence[str] = ...,
+        database: str = ...,
+        settings: Any = None,
+    ) -> Any: ...
+
+
+def connect(url: str) -> Client:
+    """A client for ``chdb:///path`` (creates the folder) or ``http(s)://…`` ClickHouse."""
+    try:
+        if url.startswith("chdb://"):
+            path = Path(url.removeprefix("chdb://"))
+            path.mkdir(parents=True, exist_ok=True)
+            return clickhouse_connect.get_client(dsn=f"chdb://{path}")  # type: ignore[no-any-return]
+        return clickhouse_connect.get_client(dsn=url)  # type: ignore[no-any-return]
+    except Exception as exc:
+        hint = (
+            "another process (a running `rapport up` or demo worker) may hold this chDB folder; "
+            "stop it or point RAPPORT_WAREHOUSE_URL elsewhere"
+            if url.startswith("chdb://")
+            else "check the server is up and the URL's user/password"
+        )
+        raise WarehouseError(f"cannot open warehouse {url}: {exc}; {hint}") from exc
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    def statements(self) -> list[str]:
+        lines = [line for line in self.sql.splitlines() if not line.strip().startswith("--")]
+        return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def migrations(folder: Path | None = None) -> list[Migration]:
+    """``schemas/warehouse/NNN_name.sql`` in order."""
+    folder = folder or contracts_dir("warehouse")
+    found = []
+    for path in sorted(folder.glob("[0-9][0-9][0-9]_*.sql")):
+        number, _, name = path.stem.partition("_")
+        found.append(Migration(int(number), name, path.read_text()))
+    return found
+
+
+def migrate(client: Client) -> list[str]:
+    """Apply migrations not yet recorded in ``rapport.schema_migrations``; returns their names.
+
+    Idempotent: statements are ``IF NOT EXISTS`` and applied versions are skipped. A recorded
+    migration whose file changed since is an error (write a new migration instead).
+    """
+    client.command(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {DATABASE}.schema_migrations "
+        "(version UInt32, name String, checksum String, applied_at DateTime DEFAULT now()) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    applied = {
+        int(v): c
+        for v, c in client.query(
+            f"SELECT version, argMax(checksum, applied_at) FROM {DATABASE}.schema_migrations GROUP BY version"
+        ).result_rows
+    }
+    done = []
+    for migration in migrations():
+        if migration.version in applied:
+            if applied[migration.version] != migration.checksum:
+                raise WarehouseError(
+                    f"migration {migration.version:03d}_{migration.name}.sql changed after it was "
+                    "applied; add a new numbered migration instead of editing an applied one"
+                )
+            continue
+        for statement in migration.statements():
+            client.command(statement)
+        client.insert(
+            f"{DATABASE}.schema_migrations",
+            [[migration.version, migration.name, migration.checksum]],
+            column_names=["version", "name", "checksum"],
+        )
+        done.append(f"{migration.version:03d}_{migration.name}")
+    return done
+
+
+def collapse(table: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep only the highest-version row per table key (what FINAL would keep anyway)."""
+    key_columns = TABLE_KEYS[table]
+    best: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = tuple(row[c] for c in key_columns)
+        held = best.get(key)
+        if held is None or row.get("version", 0) >= held.get("version", 0):
+            best[key] = row
+    return list(best.values())
+
+
+def dedup_token(origin: str, table: str) -> str:
+    """A token unique to one batch of input (topic/partition/offset ranges) and one table."""
+    return hashlib.sha256(f"{origin}|{table}".encode()).hexdigest()
+
+
+def backoff(base: float = 0.2, cap: float = 10.0) -> Iterator[float]:
+    """Exponential backoff delays with jitter, forever."""
+    attempt = 0
+    while True:
+        yield min(cap, base * 2**attempt) * (0.5 + random.random() / 2)
+        attempt += 1
+
+
+@dataclass
+class WriteStats:
+    rows: dict[str, int]
+    retries: int = 0
+
+
+class Sink:
+    """Writes batches of rows to the warehouse, retrying each table until it lands."""
+
+    def __init__(
+        self, client: Client, on_retry: Callable[[str, Exception, float], None] | None = None
+    ) -> None:
+        self.client = client
+        self.on_retry = on_retry or self._log_retry
+
+    @staticmethod
+    def _log_retry(table: str, exc: Exception, delay: float) -> None:
+        log.warning("warehouse write to %s failed (%s); retrying in %.1fs", table, exc, delay)
+
+    def _insert(self, table: str, rows: list[dict[str, Any]], token: str) -> None:
+        columns = list(rows[0])
+        self.client.insert(
+            f"{DATABASE}.{table}",
+            [[row[c] for c in columns] for row in rows],
+            column_names=columns,
+            settings={"insert_deduplication_token": token},
+        )
+
+    def _plan(
+        self, rows: dict[str, list[dict[str, Any]]], origin: str
+    ) -> list[tuple[str, list[dict[str, Any]], str]]:
+        return [
+            (table, collapse(table, table_rows), dedup_token(origin, table))
+            for table, table_rows in sorted(rows.items())
+            if table_rows
+        ]
+
+    async def write(self, rows: dict[str, list[dict[str, Any]]], origin: str) -> WriteStats:
+        """Write every table's rows; on failure wait (without blocking the loop) and retry."""
+        stats = WriteStats(rows={})
+        for table, table_rows, token in self._plan(rows, origin):
+            delays = backoff()
+            while True:
+                try:
+                    await asyncio.to_thread(self._insert, table, table_rows, token)
+                    break
+                except Exception as exc:
+                    delay = next(delays)
+                    stats.retries += 1
+                    self.on_retry(table, exc, delay)
+                    await asyncio.sleep(delay)
+            stats.rows[table] = len(table_rows)
+        return stats
+
+    def write_now(self, rows: dict[str, list[dict[str, Any]]], origin: str) -> WriteStats:
+        """The same write for callers without an event loop (``replay``)."""
+        return asyncio.run(self.write(rows, origin))
