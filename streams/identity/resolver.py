@@ -98,12 +98,12 @@ class Resolver:
         return sellers, buyers
 
     def _account(self, buyers: list[str], envelope: Envelope) -> str:
+        if not self.seller_domains:
+            raise ResolveError(
+                f"{envelope.event_id}: no seller domains configured, so the seller side is unknown; "
+                "set RAPPORT_SELLER_DOMAINS or pass --seller-domain"
+            )
         if not buyers:
-            if not self.seller_domains:
-                raise ResolveError(
-                    f"{envelope.event_id}: no seller domains configured, so no participant can be "
-                    "placed on the seller side; set RAPPORT_SELLER_DOMAINS or --seller-domain"
-                )
             raise ResolveError(f"{envelope.event_id}: only seller-side participants; no account")
         counts = Counter(registered_domain(domain_of(b)) for b in buyers)
         return min(counts, key=lambda d: (-counts[d], d))

@@ -82,24 +82,23 @@ class AccountState:
         rows: list[Row] = []
         if schema == "interaction/1":
             rows.append(("interactions", interaction_row(envelope)))
-            if payload["automated"]:
-                self.automated += 1
+            # Automated mail is kept and counted but contributes nothing else to the scores.
+            direction = "automated" if payload["automated"] else payload["direction"]
+            item = [
+                at,
+                envelope.event_id,
+                direction,
+                payload["sellers"],
+                payload["buyers"],
+                payload.get("status"),
+                payload.get("version", 0),
+            ]
+            if at < self.settled_until:
+                self.late += 1
+                self._settle_one(item, profile)
+                rows.append(("account_health", account_health(self, self.settled_until, profile)))
             else:
-                item = [
-                    at,
-                    envelope.event_id,
-                    payload["direction"],
-                    payload["sellers"],
-                    payload["buyers"],
-                    payload.get("status"),
-                    payload.get("version", 0),
-                ]
-                if at < self.settled_until:
-                    self.late += 1
-                    self._settle_one(item, profile)
-                    rows.append(("account_health", account_health(self, self.settled_until, profile)))
-                else:
-                    bisect.insort(self.pending, item, key=lambda i: (i[0], i[1]))
+                bisect.insort(self.pending, item, key=lambda i: (i[0], i[1]))
         elif schema == "crm_account/1":
             rows.append(("accounts", account_row(envelope)))
         elif schema == "crm_contact/1":
@@ -126,6 +125,9 @@ class AccountState:
     def _settle_one(self, item: list[Any], profile: Profile) -> None:
         at, event_id, direction, sellers, buyers, status, version = item
         self.settled += 1
+        if direction == "automated":
+            self.automated += 1
+            return
         if version == 0:
             self.interactions += 1
         for seller in sellers:

@@ -1,0 +1,49 @@
+"""Shared fixtures: isolated settings per test, small generated datasets, the real data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from streams.config import Settings
+from streams.sources.dataset import write_dataset
+from streams.sources.synthetic import SELLER_DOMAIN, generate
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a fresh RAPPORT_HOME under the test's temporary folder."""
+    env = {"RAPPORT_HOME": str(tmp_path / "home"), "RAPPORT_SELLER_DOMAINS": SELLER_DOMAIN}
+    return Settings.from_env(env)
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six accounts over 60 days: every persona kind has a chance, small enough for e2e."""
+    folder = tmp_path_factory.mktemp("small-dataset")
+    events, labels = generate(6, seed=11, days=60)
+    write_dataset(folder, events, labels)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """../shared/data (or RAPPORT_REAL_DATA); tests that need it skip when it is absent."""
+    folder = Path(os.environ.get("RAPPORT_REAL_DATA", Path(__file__).parents[2] / "shared" / "data"))
+    if not folder.is_dir():
+        pytest.skip(f"real data folder {folder} is absent (set RAPPORT_REAL_DATA to its location)")
+    return folder
+
+
+@pytest.fixture
+def warehouse(settings: Settings):  # noqa: ANN201
+    """A migrated chDB warehouse for this test. chDB allows one open folder per process, so
+    the client is closed afterwards."""
+    from streams.sinks.warehouse import connect, migrate
+
+    client = connect(settings.warehouse_url)
+    migrate(client)
+    yield client
+    client.close()
