@@ -38,7 +38,7 @@ def real_data() -> Path:
 
 
 @pytest.fixture
-def warehouse(settings: Settings):  # noqa: ANN201
+def warehouse(settings: Settings):
     """A migrated chDB warehouse for this test. chDB allows one open folder per process, so
     the client is closed afterwards."""
     from streams.sinks.warehouse import connect, migrate

@@ -150,7 +150,8 @@ def run_demo(settings: Settings, accounts: int, seed: int, console: Console) -> 
         found = {
             r[0]
             for r in client.query(
-                "SELECT DISTINCT interaction_id FROM rapport.interactions WHERE interaction_id IN {ids:Array(String)}",
+                "SELECT DISTINCT interaction_id FROM rapport.interactions "
+                "WHERE interaction_id IN {ids:Array(String)}",
                 parameters={"ids": sorted(expected.interaction_ids)},
             ).result_rows
         }

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.contracts import ContractError, make
-from streams.identity.resolver import Resolver, ResolveError, normalise_address, registered_domain
+from streams.identity.resolver import ResolveError, Resolver, normalise_address, registered_domain
 
 T = "2026-03-02T10:00:00.000Z"
 SELLER = "seller.com"

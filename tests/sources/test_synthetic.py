@@ -17,7 +17,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
 
 
 def test_events_are_time_ordered_unique_and_cover_every_source() -> None:
-    events, labels = generate(12, seed=5)
+    events, _labels = generate(12, seed=5)
     assert [e.occurred_at for e in events] == sorted(e.occurred_at for e in events)
     assert len({e.event_id for e in events}) == len(events)
     kinds = Counter(e.schema for e in events)
