@@ -225,6 +225,7 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
                 await scores.send(key=row["account_id"].encode(), value=health_envelope(row).to_bytes())
             status.count("events", len(records))
             status.count("duplicates", result.duplicates)
+            status.count("late", result.late)
             status.set(
                 "pending_events", sum((loop.pending or {}).values()) if loop.pending is not None else -1
             )
@@ -280,7 +281,9 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
         for partition in range(settings.partitions):
             await interactions.send(value=envelope.to_bytes(), partition=partition)
 
+    # Handles for tests (faust test_context) and benchmarks.
     app.rapport_agents = {"resolve": resolve, "score": score, "deadletters": deadletters}  # type: ignore[attr-defined]
+    app.rapport_topics = {"interactions": interactions, "deadletter": deadletter, "scores": scores}  # type: ignore[attr-defined]
     return app
 
 

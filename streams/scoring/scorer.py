@@ -23,6 +23,7 @@ class BatchResult:
     states: dict[str, AccountState] = field(default_factory=dict)
     applied: int = 0
     duplicates: int = 0
+    late: int = 0
 
 
 def score_batch(
@@ -40,7 +41,9 @@ def score_batch(
             saved = stored.get(account_id)
             state = AccountState.from_dict(saved) if saved else AccountState(account_id)
             states[account_id] = state
+        late_before = state.late
         rows = state.apply(envelope, lateness_s, profile)
+        result.late += state.late - late_before
         if rows is None:
             result.duplicates += 1
             continue

@@ -94,9 +94,9 @@ class AccountState:
                 payload.get("version", 0),
             ]
             if at < self.settled_until:
+                # Later than the allowed lateness: its row is kept, the settled scores are not
+                # rewritten. This also makes a redelivery older than the seen-id window harmless.
                 self.late += 1
-                self._settle_one(item, profile)
-                rows.append(("account_health", account_health(self, self.settled_until, profile)))
             else:
                 bisect.insort(self.pending, item, key=lambda i: (i[0], i[1]))
         elif schema == "crm_account/1":

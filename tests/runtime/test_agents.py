@@ -1,0 +1,54 @@
+"""Agent logic under faust's own test harness (``Agent.test_context``), no broker needed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from unittest.mock import AsyncMock
+
+import orjson
+import pytest
+
+from streams.config import Settings
+from streams.contracts import decode
+from streams.runtime.app import create_app
+from streams.sources.synthetic import generate
+
+
+@pytest.fixture
+def app(settings: Settings):  # type: ignore[no-untyped-def]
+    app = create_app(replace(settings, kafka_bootstrap="127.0.0.1:1"), store="memory://")
+    app.finalize()
+    app.flow_control.resume()
+    sends = {name: AsyncMock() for name in app.rapport_topics}
+    for name, topic in app.rapport_topics.items():
+        topic.send = sends[name]
+    app.sends = sends
+    return app
+
+
+async def test_resolve_sends_each_raw_event_to_its_account(app) -> None:  # type: ignore[no-untyped-def]
+    events, _ = generate(2, seed=3, days=10)
+    email = next(e for e in events if e.schema == "raw_email/1" and not e.payload["list_unsubscribe"])
+    async with app.rapport_agents["resolve"].test_context() as agent:
+        event = await agent.put(email.to_bytes())
+        resolved = agent.results[event.message.offset]
+    send = app.sends["interactions"]
+    send.assert_awaited_once()
+    key, value = send.await_args.kwargs["key"], send.await_args.kwargs["value"]
+    interaction = decode(value)
+    assert interaction.schema == "interaction/1"
+    assert key.decode() == interaction.payload["account_id"] == resolved.account_id
+    assert interaction.payload["direction"] in {"outbound", "inbound"}
+    app.sends["deadletter"].assert_not_awaited()
+
+
+async def test_resolve_dead_letters_bad_input_with_reason(app) -> None:  # type: ignore[no-untyped-def]
+    async with app.rapport_agents["resolve"].test_context() as agent:
+        await agent.put(b'{"schema": "raw_email/1", "payload": {}}')
+        await agent.put(b"\xff not json")
+    app.sends["interactions"].assert_not_awaited()
+    letters = [decode(c.kwargs["value"]) for c in app.sends["deadletter"].await_args_list]
+    assert len(letters) == 2
+    reasons = [orjson.loads(orjson.dumps(letter.payload))["reason"] for letter in letters]
+    assert "event_id" in reasons[0]
+    assert "not valid JSON" in reasons[1]
