@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from streams.contracts import ContractError, Envelope, make
+from streams.contracts import ContractError, Envelope
 
 AUTOMATED_LOCALPARTS = frozenset(
     {
@@ -121,9 +121,10 @@ class Resolver:
             "detail": {},
             **fields,
         }
+        # Built from a validated envelope by this module; tests check it meets interaction/1.
         return Resolved(
             account_id,
-            make("interaction/1", envelope.event_id, envelope.source, envelope.occurred_at, payload),
+            Envelope("interaction/1", envelope.event_id, envelope.source, envelope.occurred_at, payload),
         )
 
     def _email(self, envelope: Envelope) -> Resolved:

@@ -39,6 +39,7 @@ class AccountState:
     settled_until: float = 0.0  # event time of the last settled event
     settled: int = 0  # events settled; the version of the health rows
     seen: dict[str, float] = field(default_factory=dict)  # event id -> event time, within lateness
+    seen_limit: int = 64  # prune ``seen`` when it grows past this (amortised, not per event)
     pending: list[list[Any]] = field(
         default_factory=list
     )  # [at, id, direction, sellers, buyers, status, version]
@@ -74,9 +75,10 @@ class AccountState:
             return None
         self.seen[envelope.event_id] = at
         self.watermark = max(self.watermark, at)
-        if len(self.seen) > 64:
+        if len(self.seen) > self.seen_limit:
             horizon = self.watermark - lateness_s
             self.seen = {k: t for k, t in self.seen.items() if t >= horizon}
+            self.seen_limit = max(64, 2 * len(self.seen))
         payload = envelope.payload
         schema = envelope.schema
         rows: list[Row] = []
@@ -111,11 +113,17 @@ class AccountState:
     def settle(self, horizon: float, profile: Profile = DEFAULT) -> list[Row]:
         """Settle pending events up to ``horizon`` in event-time order; their health rows."""
         rows: list[Row] = []
-        while self.pending and self.pending[0][0] <= horizon:
-            item = self.pending.pop(0)
+        due = bisect.bisect_right(self.pending, horizon, key=lambda i: i[0])
+        if not due:
+            return rows
+        settling, self.pending = self.pending[:due], self.pending[due:]
+        for n, item in enumerate(settling):
             self._settle_one(item, profile)
             self.settled_until = item[0]
-            rows.append(("account_health", account_health(self, item[0], profile)))
+            # One row per day is kept (the last version wins), so only a day's last event writes one.
+            following = settling[n + 1][0] if n + 1 < due else None
+            if following is None or _day(following) != _day(item[0]):
+                rows.append(("account_health", account_health(self, item[0], profile)))
         return rows
 
     def flush(self, profile: Profile = DEFAULT) -> list[Row]:
@@ -156,6 +164,10 @@ class AccountState:
         self.intensity += weight
         if inbound:
             self.inbound += weight
+
+
+def _day(epoch: float) -> int:
+    return int(epoch // 86400)
 
 
 def _json(value: Any) -> str:

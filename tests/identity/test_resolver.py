@@ -75,3 +75,16 @@ def test_normalise_is_idempotent(address: str) -> None:
     once = normalise_address(address)
     assert normalise_address(once) == once
     assert once == once.lower()
+
+
+def test_every_resolved_record_meets_its_contract() -> None:
+    """The resolver builds interaction envelopes without re-validating them (hot path)."""
+    from streams.contracts import check
+    from streams.sources.synthetic import SELLER_DOMAIN, generate
+
+    events, _ = generate(5, seed=8, days=120)
+    resolver = Resolver([SELLER_DOMAIN])
+    for event in events:
+        for out in resolver.resolve(event):
+            check("envelope/1", out.envelope.to_dict())
+            check(out.envelope.schema, out.envelope.payload)

@@ -1,0 +1,60 @@
+"""Replay throughput: generated events → resolver → scoring core → chDB, no broker.
+
+    python bench/replay.py [--accounts 100] [--json]
+
+Prints events/s for the whole replay and for the pure core alone (resolve + score, no I/O).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from streams.config import Settings
+from streams.identity.resolver import Resolver
+from streams.runtime.replay import replay
+from streams.scoring.scorer import score_batch
+from streams.sources.dataset import read_dataset, write_dataset
+from streams.sources.synthetic import SELLER_DOMAIN, generate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--accounts", type=int, default=100)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "data"
+        events, labels = generate(args.accounts, seed=7)
+        write_dataset(folder, events, labels)
+        settings = Settings.from_env(
+            {"RAPPORT_HOME": str(Path(tmp) / "home"), "RAPPORT_SELLER_DOMAINS": SELLER_DOMAIN}
+        )
+
+        resolver = Resolver(settings.seller_domains)
+        started = time.perf_counter()
+        records = [(o.account_id, o.envelope) for e in events for o in resolver.resolve(e)]
+        score_batch(records, {}, settings.allowed_lateness_s)
+        core_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        summary = replay(read_dataset(folder), settings)
+        replay_s = time.perf_counter() - started
+    figures = {
+        "events": len(events),
+        "core_events_per_s": round(len(events) / core_s),
+        "replay_events_per_s": round(summary.read / replay_s),
+        "replay_seconds": round(replay_s, 2),
+    }
+    for name, value in figures.items():
+        print(f"{name:>22}: {value:,}")
+    if args.json:
+        print(orjson.dumps(figures).decode())
+
+
+if __name__ == "__main__":
+    main()
