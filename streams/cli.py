@@ -158,6 +158,7 @@ def ingest_dataset(folder: Path, seller_domains: tuple[str, ...], as_json: bool)
     With RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; otherwise runs a
     one-shot embedded pipeline (start, produce, drain, stop).
     """
+    from streams.identity.resolver import Resolver
     from streams.runtime.broker import read_bootstrap_file
     from streams.runtime.demo import progress_bar, run_through_pipeline
     from streams.runtime.producer import EventProducer
@@ -166,7 +167,8 @@ def ingest_dataset(folder: Path, seller_domains: tuple[str, ...], as_json: bool)
     settings = settings_from_env(seller_domains)
     bootstrap = settings.kafka_bootstrap or read_bootstrap_file(settings.bootstrap_file)
     if bootstrap:
-        with progress_bar(console) as bar, EventProducer(bootstrap) as producer:
+        resolver = Resolver(settings.seller_domains)
+        with progress_bar(console) as bar, EventProducer(bootstrap, resolver) as producer:
             task = bar.add_task(f"producing to {bootstrap}", total=None)
             for item in read_dataset(folder):
                 producer.send(item)

@@ -12,12 +12,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Self
 
-TOPICS_RAW = ("raw.email", "raw.meeting", "raw.crm")
+# One raw topic for every source, keyed by the account the event routes to: each account's events
+# then reach the scorer in the order they were produced (see docs/design.md, "One raw topic").
+TOPIC_RAW = "raw"
 TOPIC_INTERACTIONS = "interactions"
 TOPIC_SCORES = "scores"
 TOPIC_ALERTS = "alerts"
 TOPIC_DEADLETTER = "deadletter"
-ALL_TOPICS = (*TOPICS_RAW, TOPIC_INTERACTIONS, TOPIC_SCORES, TOPIC_ALERTS, TOPIC_DEADLETTER)
+ALL_TOPICS = (TOPIC_RAW, TOPIC_INTERACTIONS, TOPIC_SCORES, TOPIC_ALERTS, TOPIC_DEADLETTER)
 
 
 class ConfigError(ValueError):

@@ -65,7 +65,7 @@ def examples() -> dict[str, dict[str, Any]]:
         "reason": "healthy to watch",
         "model_version": "alerts-0.1",
     }
-    found["dead_letter/1"] = dead_letter("raw.email", "resolve", "bad", b"\xff").payload
+    found["dead_letter/1"] = dead_letter("raw", "resolve", "bad", b"\xff").payload
     found["tick/1"] = {"wall_time": 1.5}
     found["envelope/1"] = {
         "schema": "tick/1",

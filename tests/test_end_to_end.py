@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from rich.console import Console
 
@@ -14,7 +16,7 @@ from streams.identity.resolver import Resolver
 from streams.runtime.demo import expected_from, run_through_pipeline
 from streams.runtime.replay import replay
 from streams.sinks.warehouse import connect
-from streams.sources.dataset import read_dataset
+from streams.sources.dataset import SourceRecord, read_dataset
 
 pytestmark = pytest.mark.broker
 
@@ -23,6 +25,7 @@ ORDER = {
     "accounts": "account_id",
     "contacts": "email",
     "opportunities": "opportunity_id",
+    "account_health": "account_id, as_of",
 }
 
 
@@ -30,15 +33,45 @@ def table_rows(client: Any, table: str) -> list[tuple[Any, ...]]:
     return client.query(f"SELECT * FROM rapport.{table} FINAL ORDER BY {ORDER[table]}").result_rows
 
 
+def with_bad_lines(folder: Path, into: Path) -> Path:
+    """A copy of the dataset plus one unparseable line and one valid but unplaceable email."""
+    shutil.copytree(folder, into)
+    seller_only = {
+        "schema": "raw_email/1",
+        "event_id": "<internal@x>",
+        "source": "test",
+        "occurred_at": "2025-07-02T10:00:00.000Z",
+        "payload": {
+            "message_id": "<internal@x>",
+            "from": "a@demo-seller.com",
+            "to": ["b@demo-seller.com"],
+            "sent_at": "2025-07-02T10:00:00.000Z",
+        },
+    }
+    with (into / "email.jsonl").open("ab") as handle:
+        handle.write(b"{not json\n" + orjson.dumps(seller_only) + b"\n")
+    return into
+
+
 def test_every_event_sent_twice_lands_exactly_once_and_matches_replay(
     small_dataset: Path, settings: Settings, tmp_path: Path
 ) -> None:
+    small_dataset = with_bad_lines(small_dataset, tmp_path / "data")
     expected = expected_from(read_dataset(small_dataset), Resolver(settings.seller_domains))
     events = sum(1 for _ in read_dataset(small_dataset))
     status = run_through_pipeline(small_dataset, settings, Console(quiet=True), repeat=2, timeout_s=300)
-    assert status["counters"]["events"] == 2 * events
-    # every second copy was recognised: as a duplicate, or as too late to change settled scores
-    assert status["counters"]["duplicates"] + status["counters"]["late"] >= events
+    assert status["counters"]["events"] == 2 * (events - 2)
+    assert status["counters"]["resolve_rejected"] == 2  # the seller-only email, sent twice
+    # every second copy of an interaction was recognised: as a duplicate, or as too late to
+    # change settled scores (CRM upserts are idempotent by their updated_at version anyway)
+    interaction_events = sum(
+        1
+        for item in read_dataset(small_dataset)
+        if isinstance(item, SourceRecord)
+        and not item.envelope.schema.startswith(("crm_account", "crm_contact", "crm_opportunity"))
+    )
+    resolvable = interaction_events - 1  # the seller-only email is dead-lettered
+    assert status["counters"]["duplicates"] + status["counters"]["late"] == resolvable
 
     live: dict[str, list[tuple[Any, ...]]] = {}
     client = connect(settings.warehouse_url)
@@ -50,7 +83,12 @@ def test_every_event_sent_twice_lands_exactly_once_and_matches_replay(
         raw_count = client.query("SELECT count() FROM rapport.interactions").result_rows[0][0]
         assert raw_count >= count  # stored rows may repeat before merges; FINAL never does
         assert client.query("SELECT count() FROM rapport.accounts FINAL").result_rows[0][0] == 6
-        assert client.query("SELECT count() FROM rapport.rejected_events FINAL").result_rows[0][0] == 0
+        rejected = client.query(
+            "SELECT stage, reason FROM rapport.rejected_events FINAL ORDER BY stage"
+        ).result_rows
+        assert [stage for stage, _ in rejected] == ["ingest", "resolve"]
+        assert "not valid JSON" in rejected[0][1] and "only seller-side" in rejected[1][1]
+        live["rejected_events"] = [(stage,) for stage, _ in rejected]
         health = client.query(
             "SELECT min(score), max(score), countIf(explanation = '') FROM rapport.account_health FINAL"
         ).result_rows[0]
@@ -69,8 +107,10 @@ def test_every_event_sent_twice_lands_exactly_once_and_matches_replay(
     client = connect(replayed.warehouse_url)
     try:
         summary = replay(read_dataset(small_dataset), replace(replayed), client=client)
-        assert summary.read == events and summary.rejected == 0
+        assert summary.read == events and summary.rejected == 2
         for table in ORDER:
             assert table_rows(client, table) == live[table], table
+        stages = client.query("SELECT stage FROM rapport.rejected_events FINAL ORDER BY stage").result_rows
+        assert stages == live["rejected_events"]
     finally:
         client.close()

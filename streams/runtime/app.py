@@ -1,6 +1,6 @@
 """The faust application: two hops, ``resolve`` then ``score``, as in DESIGN.md.
 
-* ``resolve`` reads ``raw.email``, ``raw.meeting`` and ``raw.crm``, validates each message,
+* ``resolve`` reads ``raw`` (email, meeting and CRM envelopes), validates each message,
   places it on an account (:mod:`streams.identity.resolver`) and sends the canonical record to
   ``interactions`` keyed by ``account_id``. Bad input goes to ``deadletter`` with the reason.
 * ``score`` reads ``interactions`` in batches (size and time bounded), runs the pure core
@@ -33,8 +33,8 @@ from aiokafka.partitioner import murmur2
 from streams.config import (
     TOPIC_DEADLETTER,
     TOPIC_INTERACTIONS,
+    TOPIC_RAW,
     TOPIC_SCORES,
-    TOPICS_RAW,
     Settings,
 )
 from streams.contracts import ContractError, Envelope, decode, format_time, make
@@ -109,7 +109,7 @@ class ScoreLoop:
         return now - self.last_event.get(partition, 0.0) >= self.idle_flush_s
 
 
-def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: float = 2.0) -> faust.App:
+def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: float = 5.0) -> faust.App:
     """The faust app with its agents, configured from ``settings``."""
     if not settings.kafka_bootstrap:
         raise ValueError("create_app needs settings.kafka_bootstrap (start the broker first)")
@@ -126,13 +126,16 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
         processing_guarantee="at_least_once",
+        # Messages sent by an agent are published when their source offset commits, so the
+        # commit interval paces the second hop; keep it well under the idle flush below.
+        broker_commit_interval=0.5,
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         value_serializer="raw",
         key_serializer="raw",
         table_standby_replicas=0,
     )
-    raw_topics = app.topic(*TOPICS_RAW, value_serializer="raw", key_serializer="raw")
+    raw_topic = app.topic(TOPIC_RAW, value_serializer="raw", key_serializer="raw")
     interactions = app.topic(
         TOPIC_INTERACTIONS, value_serializer="raw", key_serializer="raw", partitions=settings.partitions
     )
@@ -154,7 +157,7 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
             sink = Sink(client)
         return sink
 
-    @app.agent(raw_topics, concurrency=1)
+    @app.agent(raw_topic, concurrency=1)
     async def resolve(stream: faust.StreamT) -> Any:
         async for event in stream.events():
             message = event.message
@@ -165,7 +168,7 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
                     message.topic, "resolve", str(exc), event.value, message.partition, message.offset
                 )
                 await deadletter.send(key=letter.event_id.encode(), value=letter.to_bytes())
-                status.count("dead_letters")
+                status.count("resolve_rejected")
                 yield letter
                 continue
             for out in outputs:

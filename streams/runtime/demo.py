@@ -80,7 +80,7 @@ def run_through_pipeline(
         stack.start_workers()
         with progress_bar(console) as bar:
             task = bar.add_task("producing", total=total)
-            with EventProducer(stack.bootstrap) as producer:
+            with EventProducer(stack.bootstrap, Resolver(settings.seller_domains)) as producer:
                 for _ in range(repeat):
                     for item in read_dataset(folder):
                         producer.send(item)

@@ -1,8 +1,12 @@
-"""Ingestion producer: valid envelopes to their raw topic, rejections to ``deadletter``.
+"""Ingestion producer: valid envelopes to ``raw``, rejections to ``deadletter``.
 
 kafka-python with ``acks=all`` and idempotence, so a retried send never duplicates on the
 broker. Records were validated against their contracts when read (see
 :mod:`streams.sources.dataset`); what failed arrives here as a :class:`Rejection`.
+
+Each record is keyed by the account it routes to (the resolver's answer), so all of an
+account's events share a partition and reach the scorer in the order they were produced.
+What cannot be routed keeps its event id as key; ``resolve`` dead-letters it with the reason.
 """
 
 from __future__ import annotations
@@ -13,15 +17,18 @@ from types import TracebackType
 
 from kafka import KafkaProducer
 
-from streams.config import TOPIC_DEADLETTER
+from streams.config import TOPIC_DEADLETTER, TOPIC_RAW
+from streams.contracts import ContractError
 from streams.deadletters import dead_letter
+from streams.identity.resolver import Resolver
 from streams.sources.dataset import Rejection, SourceRecord
 
 
 class EventProducer:
     """Produces source records; counts what went where."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, resolver: Resolver) -> None:
+        self.resolver = resolver
         self.producer = KafkaProducer(
             bootstrap_servers=bootstrap,
             client_id="rapport-ingest",
@@ -35,12 +42,18 @@ class EventProducer:
 
     def send(self, item: SourceRecord | Rejection) -> None:
         if isinstance(item, SourceRecord):
-            self.producer.send(item.topic, value=item.raw, key=item.envelope.event_id.encode())
-            self.sent[item.topic] += 1
+            self.producer.send(TOPIC_RAW, value=item.raw, key=self.routing_key(item).encode())
+            self.sent[item.source] += 1
         else:
             letter = dead_letter(item.origin, "ingest", item.reason, item.raw)
             self.producer.send(TOPIC_DEADLETTER, value=letter.to_bytes(), key=letter.event_id.encode())
             self.sent[TOPIC_DEADLETTER] += 1
+
+    def routing_key(self, item: SourceRecord) -> str:
+        try:
+            return self.resolver.resolve(item.envelope)[0].account_id
+        except ContractError:
+            return item.envelope.event_id
 
     def send_all(self, items: Iterable[SourceRecord | Rejection]) -> None:
         for item in items:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.config import Settings
+from streams.config import TOPIC_RAW, Settings
 from streams.contracts import ContractError, Envelope
 from streams.deadletters import dead_letter, rejected_row
 from streams.identity.resolver import Resolver
@@ -48,8 +48,9 @@ def replay(
     rejected: list[dict[str, Any]] = []
     digest = hashlib.sha256()
 
-    def write(rows: dict[str, list[dict[str, Any]]]) -> None:
-        origin = f"replay:{digest.hexdigest()}"
+    def write(rows: dict[str, list[dict[str, Any]]], stage: str) -> None:
+        # The token must differ per write: an insert with a token seen before is dropped.
+        origin = f"replay:{stage}:{digest.hexdigest()}"
         summary.rows.update(sink.write_now(rows, origin).rows)
 
     def flush_batch() -> None:
@@ -57,7 +58,7 @@ def replay(
         rows = result.rows
         if rejected:
             rows.setdefault("rejected_events", []).extend(rejected)
-        write(rows)
+        write(rows, "batch")
         states.update({k: s.to_dict() for k, s in result.states.items()})
         summary.duplicates += result.duplicates
         if progress:
@@ -75,7 +76,7 @@ def replay(
             try:
                 batch.extend((r.account_id, r.envelope) for r in resolver.resolve(item.envelope))
             except ContractError as exc:
-                rejected.append(rejected_row(dead_letter(item.topic, "resolve", str(exc), item.raw)))
+                rejected.append(rejected_row(dead_letter(TOPIC_RAW, "resolve", str(exc), item.raw)))
                 summary.rejected += 1
         if len(batch) + len(rejected) >= BATCH:
             flush_batch()
@@ -83,5 +84,5 @@ def replay(
         flush_batch()
     final = flush_accounts(list(states), states)
     if final.rows:
-        write(final.rows)
+        write(final.rows, "flush")
     return summary

@@ -23,13 +23,13 @@ from types import TracebackType
 from kafka.admin import OffsetSpec
 from kafka.structs import TopicPartition
 
-from streams.config import TOPIC_DEADLETTER, TOPIC_INTERACTIONS, TOPICS_RAW, Settings
+from streams.config import TOPIC_DEADLETTER, TOPIC_INTERACTIONS, TOPIC_RAW, Settings
 from streams.runtime.broker import BrokerError, EmbeddedBroker, admin, ensure_topics
 from streams.runtime.status import read_status
 
 log = logging.getLogger(__name__)
 
-CONSUMED_TOPICS = (*TOPICS_RAW, TOPIC_INTERACTIONS, TOPIC_DEADLETTER)
+CONSUMED_TOPICS = (TOPIC_RAW, TOPIC_INTERACTIONS, TOPIC_DEADLETTER)
 
 
 class PipelineError(RuntimeError):
@@ -135,7 +135,9 @@ class Stack:
         while time.monotonic() < deadline:
             self.check_workers()
             status = read_status(self.settings.status_file) or {}
-            done = int(status.get("counters", {}).get("events", 0))
+            counters = status.get("counters", {})
+            # every valid message is either scored or dead-lettered by resolve
+            done = int(counters.get("events", 0)) + int(counters.get("resolve_rejected", 0))
             seen = (status.get("counters"), status.get("rows_written"), status.get("pending_events"))
             if seen != last_seen:
                 last_seen, moved = seen, time.monotonic()

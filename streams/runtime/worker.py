@@ -19,6 +19,6 @@ def run_worker(settings: Settings) -> None:
             "(embedded broker and worker), or set it to a running Kafka's host:port"
         )
     level = os.environ.get("RAPPORT_LOG_LEVEL", "WARNING").upper()
-    app = create_app(settings, idle_flush_s=float(os.environ.get("RAPPORT_IDLE_FLUSH_S", "2")))
+    app = create_app(settings, idle_flush_s=float(os.environ.get("RAPPORT_IDLE_FLUSH_S", "5")))
     logging.getLogger("streams").setLevel(level)
     Worker(app, loglevel=level, quiet=True).execute_from_commandline()

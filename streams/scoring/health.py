@@ -62,7 +62,6 @@ def account_health(state: AccountState, now: float, profile: Profile) -> dict[st
         "events": state.recent,
         "interactions": state.interactions,
         "automated_excluded": state.automated,
-        "late_excluded": state.late,
     }
     return {
         "account_id": state.account_id,

@@ -76,8 +76,9 @@ class AccountState:
         self.seen[envelope.event_id] = at
         self.watermark = max(self.watermark, at)
         if len(self.seen) > self.seen_limit:
-            horizon = self.watermark - lateness_s
-            self.seen = {k: t for k, t in self.seen.items() if t >= horizon}
+            # Keep every id that is not yet late: anything at or after the last settled event.
+            keep_from = min(self.watermark - lateness_s, self.settled_until)
+            self.seen = {k: t for k, t in self.seen.items() if t >= keep_from}
             self.seen_limit = max(64, 2 * len(self.seen))
         payload = envelope.payload
         schema = envelope.schema

@@ -17,26 +17,26 @@ import orjson
 
 from streams.contracts import ContractError, Envelope, decode
 
-FILES = {"raw.email": "email.jsonl", "raw.meeting": "meeting.jsonl", "raw.crm": "crm.jsonl"}
+FILES = {"email": "email.jsonl", "meeting": "meeting.jsonl", "crm": "crm.jsonl"}
 LABELS = "labels.json"
 
 
-def topic_for(schema: str) -> str:
-    """The raw topic an envelope of this payload schema is produced to."""
+def source_of(schema: str) -> str:
+    """Which source (and dataset file) a raw payload schema belongs to."""
     if schema.startswith("raw_email/"):
-        return "raw.email"
+        return "email"
     if schema.startswith("raw_meeting/"):
-        return "raw.meeting"
+        return "meeting"
     if schema.startswith("crm_"):
-        return "raw.crm"
+        return "crm"
     raise ContractError(f"schema {schema!r} is not a raw source schema")
 
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
-    """One valid envelope read from a file, with the topic it belongs on."""
+    """One valid envelope read from a file, with its source (email, meeting, crm)."""
 
-    topic: str
+    source: str
     envelope: Envelope
     raw: bytes
 
@@ -51,15 +51,15 @@ class Rejection:
 
 
 def write_dataset(folder: Path, events: Iterable[Envelope], labels: dict[str, Any]) -> dict[str, int]:
-    """Write envelopes into one file per raw topic; returns lines written per file."""
+    """Write envelopes into one file per source; returns lines written per file."""
     folder.mkdir(parents=True, exist_ok=True)
     counts = dict.fromkeys(FILES.values(), 0)
-    handles = {topic: (folder / name).open("wb") for topic, name in FILES.items()}
+    handles = {source: (folder / name).open("wb") for source, name in FILES.items()}
     try:
         for envelope in events:
-            topic = topic_for(envelope.schema)
-            handles[topic].write(envelope.to_bytes() + b"\n")
-            counts[FILES[topic]] += 1
+            source = source_of(envelope.schema)
+            handles[source].write(envelope.to_bytes() + b"\n")
+            counts[FILES[source]] += 1
     finally:
         for handle in handles.values():
             handle.close()
@@ -79,7 +79,7 @@ def _read_file(path: Path) -> Iterator[SourceRecord | Rejection]:
                 continue
             try:
                 envelope = decode(raw)
-                yield SourceRecord(topic_for(envelope.schema), envelope, raw)
+                yield SourceRecord(source_of(envelope.schema), envelope, raw)
             except ContractError as exc:
                 yield Rejection(f"{path}:{number}", str(exc), raw)
 
