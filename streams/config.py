@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 
 # One raw topic for every source, keyed by the account the event routes to: each account's events
 # then reach the scorer in the order they were produced (see docs/design.md, "One raw topic").
@@ -22,33 +22,26 @@ TOPIC_DEADLETTER = "deadletter"
 ALL_TOPICS = (TOPIC_RAW, TOPIC_INTERACTIONS, TOPIC_SCORES, TOPIC_ALERTS, TOPIC_DEADLETTER)
 
 
+N = TypeVar("N", int, float)
+
+
 class ConfigError(ValueError):
     """A configuration value is wrong; the message names the variable and the fix."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+def _number(env: Mapping[str, str], name: str, default: N, minimum: N) -> N:
+    """A whole number or a number (the type of ``default``) of at least ``minimum``."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
+    kind = type(default)
+    expected = f"expected {'a whole number' if kind is int else 'a number'} >= {minimum}"
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r}: expected a whole number >= {minimum}") from None
+        raise ConfigError(f"{name}={raw!r}: {expected}") from None
     if value < minimum:
-        raise ConfigError(f"{name}={raw!r}: expected a whole number >= {minimum}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: expected a number >= {minimum}") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r}: expected a number >= {minimum}")
+        raise ConfigError(f"{name}={raw!r}: {expected}")
     return value
 
 
@@ -117,17 +110,17 @@ class Settings:
             kafka_bootstrap=_bootstrap(env),
             warehouse_url=_warehouse_url(env, home),
             seller_domains=_domains(env),
-            partitions=_int(env, "RAPPORT_PARTITIONS", 4, 1),
+            partitions=_number(env, "RAPPORT_PARTITIONS", 4, 1),
             broker_bin=env.get("RAPPORT_BROKER_BIN", "").strip() or None,
-            sink_batch_size=_int(env, "RAPPORT_SINK_BATCH_SIZE", 2000, 1),
-            sink_batch_seconds=_float(env, "RAPPORT_SINK_BATCH_SECONDS", 0.5, 0.01),
-            allowed_lateness_s=_float(env, "RAPPORT_ALLOWED_LATENESS_S", 86400.0, 0.0),
+            sink_batch_size=_number(env, "RAPPORT_SINK_BATCH_SIZE", 2000, 1),
+            sink_batch_seconds=_number(env, "RAPPORT_SINK_BATCH_SECONDS", 0.5, 0.01),
+            allowed_lateness_s=_number(env, "RAPPORT_ALLOWED_LATENESS_S", 86400.0, 0.0),
             # Embedded: a fresh single broker, so short timeouts make the first group join take
             # seconds instead of half a minute. A real cluster keeps faust's safer defaults.
-            broker_session_timeout_s=_float(
+            broker_session_timeout_s=_number(
                 env, "RAPPORT_BROKER_SESSION_TIMEOUT_S", 10.0 if embedded else 60.0, 1.0
             ),
-            broker_rebalance_timeout_s=_float(
+            broker_rebalance_timeout_s=_number(
                 env, "RAPPORT_BROKER_REBALANCE_TIMEOUT_S", 6.0 if embedded else 60.0, 1.0
             ),
             app_id=env.get("RAPPORT_APP_ID", "").strip() or "rapport",
