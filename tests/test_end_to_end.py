@@ -109,7 +109,13 @@ def test_every_event_sent_twice_lands_exactly_once_and_matches_replay(
         summary = replay(read_dataset(small_dataset), replace(replayed), client=client)
         assert summary.read == events and summary.rejected == 2
         for table in ORDER:
-            assert table_rows(client, table) == live[table], table
+            replayed_rows = table_rows(client, table)
+            if replayed_rows != live[table]:
+                only_live = sorted(set(live[table]) - set(replayed_rows))[:3]
+                only_replay = sorted(set(replayed_rows) - set(live[table]))[:3]
+                pytest.fail(
+                    f"{table}: live and replay differ\nonly live: {only_live}\nonly replay: {only_replay}"
+                )
         stages = client.query("SELECT stage FROM rapport.rejected_events FINAL ORDER BY stage").result_rows
         assert stages == live["rejected_events"]
     finally:

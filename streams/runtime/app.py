@@ -18,6 +18,7 @@ Every agent runs with ``concurrency=1`` (faust issue #606 loses messages above 1
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -85,6 +86,36 @@ def health_envelope(row: dict[str, Any]) -> Envelope:
     at = datetime.combine(row["as_of"], datetime.min.time(), UTC)
     event_id = f"health:{row['account_id']}:{row['as_of']}:{row['version']}"
     return make("account_health/1", event_id, "rapport", format_time(at), payload)
+
+
+class PartitionedTable:
+    """Batch reads and writes of a faust RocksDB table, each on its key's partition.
+
+    faust picks the RocksDB partition of a get or set from the stream's current event. Inside a
+    batch that event belongs to whichever partition came last, so a read for another partition's
+    key finds nothing and a write lands in the wrong place. Each access first points the current
+    event at an event of the key's partition (its anchor); on exit the stream's own event is put
+    back, because ``take_events`` pairs buffered values with it.
+    """
+
+    def __init__(self, table: Any, stream: faust.StreamT, anchors: dict[str, faust.EventT]) -> None:
+        self.table, self.stream, self.anchors = table, stream, anchors
+        self.previous: faust.EventT | None = None
+
+    def get(self, key: str) -> Any:
+        self.stream._set_current_event(self.anchors[key])
+        return self.table.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        self.stream._set_current_event(self.anchors[key])
+        self.table[key] = value
+
+    def __enter__(self) -> PartitionedTable:
+        self.previous = self.stream.current_event
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream._set_current_event(self.previous)
 
 
 @dataclass
@@ -157,6 +188,11 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
             sink = Sink(client)
         return sink
 
+    @app.task
+    async def open_warehouse() -> None:
+        """Open and migrate the warehouse at start, not inside the first batch."""
+        await asyncio.to_thread(warehouse)
+
     @app.agent(raw_topic, concurrency=1)
     async def resolve(stream: faust.StreamT) -> Any:
         async for event in stream.events():
@@ -201,10 +237,10 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
                 loop.last_event[message.partition] = now
                 anchor[account_id] = event
                 records.append((account_id, envelope))
-            result = score_batch(records, states, settings.allowed_lateness_s)
-            flushed = _flush_idle(ticks, now)
-            for account_id in flushed.states:
-                anchor[account_id] = ticks[partition_of(account_id, settings.partitions)]
+            with PartitionedTable(states, stream, anchor) as table:
+                result = score_batch(records, table, settings.allowed_lateness_s)
+                flushed = _flush_idle(ticks, now, table)
+            status.count("idle_flushes", len(flushed.states))
             rows = _merge(result, flushed)
             if letters:
                 rows.setdefault("rejected_events", []).extend(rejected_row(d) for d in letters)
@@ -214,15 +250,9 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
             for letter in letters:
                 await deadletter.send(key=letter.event_id.encode(), value=letter.to_bytes())
             new_states = {**result.states, **flushed.states}
-            # Table writes find their changelog partition through the stream's current event.
-            # take_events' buffer also reads it to pair values with events, so put it back.
-            previous = stream.current_event
-            try:
+            with PartitionedTable(states, stream, anchor) as table:
                 for account_id, state in new_states.items():
-                    stream._set_current_event(anchor[account_id])
-                    states[account_id] = state.to_dict()
-            finally:
-                stream._set_current_event(previous)
+                    table.set(account_id, state.to_dict())
             loop.note(new_states)
             for row in _latest_health(rows.get("account_health", [])):
                 await scores.send(key=row["account_id"].encode(), value=health_envelope(row).to_bytes())
@@ -233,16 +263,22 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
                 "pending_events", sum((loop.pending or {}).values()) if loop.pending is not None else -1
             )
             status.write()
+            # Idle means no batch *finished* lately: a slow write must not look like silence.
+            finished = time.time()
+            for partition in loop.last_event.keys() & {e.message.partition for e in events}:
+                loop.last_event[partition] = finished
             yield len(records)
 
-    def _flush_idle(ticks: dict[int, faust.EventT], now: float) -> BatchResult:
+    def _flush_idle(ticks: dict[int, faust.EventT], now: float, table: PartitionedTable) -> BatchResult:
         idle = {p for p in ticks if loop.idle(p, now)}
         if not idle:
             return BatchResult()
         if loop.pending is None:  # first tick since start: find pending accounts once
             loop.pending = {k: len(v.get("pending") or []) for k, v in states.items() if v.get("pending")}
         due = [a for a in loop.pending if partition_of(a, settings.partitions) in idle]
-        return flush_accounts(due, states)
+        for account_id in due:
+            table.anchors[account_id] = ticks[partition_of(account_id, settings.partitions)]
+        return flush_accounts(due, table)
 
     @app.agent(deadletter, concurrency=1)
     async def deadletters(stream: faust.StreamT) -> Any:

@@ -8,13 +8,19 @@ written, so a crash in between replays the batch instead of losing its rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from streams.contracts import Envelope
 from streams.scoring.profile import DEFAULT, Profile
 from streams.scoring.state import AccountState
+
+
+class StateStore(Protocol):
+    """Where states are read from: a dict, or a faust table read partition by partition."""
+
+    def get(self, key: str, /) -> Any: ...
 
 
 @dataclass
@@ -28,7 +34,7 @@ class BatchResult:
 
 def score_batch(
     records: Iterable[tuple[str, Envelope]],
-    stored: Mapping[str, Any],
+    stored: StateStore,
     lateness_s: float,
     profile: Profile = DEFAULT,
 ) -> BatchResult:
@@ -53,9 +59,7 @@ def score_batch(
     return result
 
 
-def flush_accounts(
-    account_ids: Iterable[str], stored: Mapping[str, Any], profile: Profile = DEFAULT
-) -> BatchResult:
+def flush_accounts(account_ids: Iterable[str], stored: StateStore, profile: Profile = DEFAULT) -> BatchResult:
     """Settle everything pending for these accounts (idle timer, or end of a replay)."""
     result = BatchResult()
     for account_id in account_ids:
