@@ -147,69 +147,91 @@ def ingest() -> None:
     """Produce source data to the pipeline."""
 
 
-@ingest.command("dataset")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@seller_domain_option
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on the last line.")
-@friendly_errors
-def ingest_dataset(folder: Path, seller_domains: tuple[str, ...], as_json: bool) -> None:
-    """Produce a dataset folder (from `rapport generate`).
-
-    With RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; otherwise runs a
-    one-shot embedded pipeline (start, produce, drain, stop).
-    """
+def run_ingest(
+    paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool, subjects: bool
+) -> None:
+    """Produce inputs to a running pipeline, or run a one-shot embedded one; print the tally."""
     from streams.identity.resolver import Resolver
     from streams.runtime.broker import read_bootstrap_file
     from streams.runtime.demo import progress_bar, run_through_pipeline
     from streams.runtime.producer import EventProducer
-    from streams.sources.dataset import read_dataset
+    from streams.sources.reader import Tally, read_sources
 
     settings = settings_from_env(seller_domains)
+    tally = Tally()
     bootstrap = settings.kafka_bootstrap or read_bootstrap_file(settings.bootstrap_file)
     if bootstrap:
         resolver = Resolver(settings.seller_domains)
         with progress_bar(console) as bar, EventProducer(bootstrap, resolver) as producer:
             task = bar.add_task(f"producing to {bootstrap}", total=None)
-            for item in read_dataset(folder):
-                producer.send(item)
-                bar.advance(task)
-        sent = dict(producer.sent)
+            producer.send_all(read_sources(paths, subjects), tally, progress=lambda: bar.advance(task))
     else:
         console.print("no running broker: running a one-shot embedded pipeline (start, produce, drain, stop)")
-        status = run_through_pipeline(folder, replace(settings), console)
-        sent = {"scored": status.get("counters", {}).get("events", 0)}
-    summary = {"read": sum(v for k, v in sent.items() if k != "scored") or sent.get("scored", 0), **sent}
+        run_through_pipeline(lambda: read_sources(paths, subjects), replace(settings), console, tally=tally)
+    summary = tally.as_dict()
     if as_json:
         click.echo(orjson.dumps(summary).decode())
     else:
         console.print(summary)
 
 
-@main.command()
+def ingest_options(func: F) -> F:
+    """The options every `ingest` command takes."""
+    func = click.option("--subjects", is_flag=True, help="Keep email subjects (default: only a hash).")(func)
+    func = click.option(
+        "--json", "as_json", is_flag=True, help="Print the summary as JSON on the last line."
+    )(func)
+    return seller_domain_option(func)  # type: ignore[no-any-return]
+
+
+@ingest.command("dataset")
 @click.argument(
     "folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path)
 )
+@ingest_options
+@friendly_errors
+def ingest_dataset(
+    folders: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool, subjects: bool
+) -> None:
+    """Produce dataset folders (from `rapport generate`).
+
+    With RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; otherwise runs a
+    one-shot embedded pipeline (start, produce, drain, stop).
+    """
+    run_ingest(folders, seller_domains, as_json, subjects)
+
+
+@ingest.command("email")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@ingest_options
+@friendly_errors
+def ingest_email(
+    paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool, subjects: bool
+) -> None:
+    """Produce email: maildir-style folders, mbox files, .eml files (headers only).
+
+    With RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; otherwise runs a
+    one-shot embedded pipeline (start, produce, drain, stop).
+    """
+    run_ingest(paths, seller_domains, as_json, subjects)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @seller_domain_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on the last line.")
 @friendly_errors
-def replay(folders: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool) -> None:
-    """Score history from dataset folders straight into the warehouse, without a broker."""
-    import heapq
-
+def replay(paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool) -> None:
+    """Score history (dataset folders, mail) straight into the warehouse, without a broker."""
     from streams.runtime.demo import progress_bar
     from streams.runtime.replay import replay as run_replay
-    from streams.sources.dataset import count_lines, read_dataset
+    from streams.sources.reader import read_sources
 
     settings = settings_from_env(seller_domains)
-    total = sum(count_lines(f) for f in folders)
     started = time.perf_counter()
     with progress_bar(console) as bar:
-        task = bar.add_task("replaying", total=total)
-        items = heapq.merge(
-            *(read_dataset(f) for f in folders),
-            key=lambda i: getattr(getattr(i, "envelope", None), "occurred_at", ""),
-        )
-        summary = run_replay(items, settings, progress=lambda n: bar.advance(task, n))
+        task = bar.add_task("replaying", total=None)
+        summary = run_replay(read_sources(paths), settings, progress=lambda n: bar.advance(task, n))
     elapsed = time.perf_counter() - started
     result = {
         "read": summary.read,

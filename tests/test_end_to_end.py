@@ -59,7 +59,9 @@ def test_every_event_sent_twice_lands_exactly_once_and_matches_replay(
     small_dataset = with_bad_lines(small_dataset, tmp_path / "data")
     expected = expected_from(read_dataset(small_dataset), Resolver(settings.seller_domains))
     events = sum(1 for _ in read_dataset(small_dataset))
-    status = run_through_pipeline(small_dataset, settings, Console(quiet=True), repeat=2, timeout_s=300)
+    status = run_through_pipeline(
+        lambda: read_dataset(small_dataset), settings, Console(quiet=True), repeat=2, timeout_s=300
+    )
     assert status["counters"]["events"] == 2 * (events - 2)
     assert status["counters"]["resolve_rejected"] == 2  # the seller-only email, sent twice
     # every second copy of an interaction was recognised: as a duplicate, or as too late to

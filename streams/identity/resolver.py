@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+import tldextract
 
 from streams.contracts import ContractError, Envelope
 
@@ -30,6 +33,51 @@ AUTOMATED_LOCALPARTS = frozenset(
         "newsletter",
     }
 )
+# Bulk senders that set no List-Unsubscribe/Precedence header (common before 2005): their
+# address gives them away.
+BULK_LOCALPART_WORDS = (
+    "newsletter",
+    "mailer",
+    "noreply",
+    "no-reply",
+    "notification",
+    "alert",
+    "bounce",
+    "listserv",
+    "majordomo",
+    "daemon",
+    "digest",
+    "promo",
+)
+BULK_SUBDOMAINS = frozenset(
+    {
+        "lists",
+        "list",
+        "news",
+        "newsletter",
+        "newsletters",
+        "bounce",
+        "bounces",
+        "mailer",
+        "mailers",
+        "email",
+        "e",
+        "em",
+        "mkt",
+        "marketing",
+    }
+)
+
+
+def is_bulk_sender(address: str) -> bool:
+    local, _, domain = address.rpartition("@")
+    if local in AUTOMATED_LOCALPARTS or any(word in local for word in BULK_LOCALPART_WORDS):
+        return True
+    organisation = registered_domain(domain)
+    below = domain[: -len(organisation)].rstrip(".").split(".") if organisation else []
+    return any(label in BULK_SUBDOMAINS for label in below)
+
+
 # Interactions forwarded as they are: CRM entity upserts go to the score agent unchanged.
 CRM_ENTITIES = ("crm_account/1", "crm_contact/1", "crm_opportunity/1")
 DOMAIN_CONFIDENCE = 0.8
@@ -61,10 +109,90 @@ def domain_of(address: str) -> str:
     return address.rpartition("@")[2]
 
 
+# The public suffix list snapshot bundled with tldextract; never fetched over the network.
+_PSL = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+FREE_MAIL = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "yahoo.com",
+        "yahoo.co.uk",
+        "ymail.com",
+        "hotmail.com",
+        "hotmail.co.uk",
+        "outlook.com",
+        "live.com",
+        "msn.com",
+        "aol.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "proton.me",
+        "protonmail.com",
+        "gmx.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "mail.com",
+        "yandex.ru",
+        "qq.com",
+        "163.com",
+        "zoho.com",
+        "earthlink.net",
+        "comcast.net",
+        "att.net",
+        "juno.com",
+        "excite.com",
+        "netscape.net",
+        "prodigy.net",
+        "compuserve.com",
+        "bellsouth.net",
+        "verizon.net",
+        "sbcglobal.net",
+    }
+)
+ROLE_LOCALPARTS = AUTOMATED_LOCALPARTS | frozenset(
+    {
+        "info",
+        "sales",
+        "support",
+        "admin",
+        "contact",
+        "hello",
+        "office",
+        "help",
+        "billing",
+        "marketing",
+        "news",
+        "team",
+        "enquiries",
+        "service",
+        "webmaster",
+        "hr",
+        "jobs",
+        "careers",
+    }
+)
+
+
+@lru_cache(maxsize=65536)
 def registered_domain(domain: str) -> str:
-    """The organisation's domain: the last two labels (the public suffix list comes later)."""
-    labels = [part for part in domain.split(".") if part]
-    return ".".join(labels[-2:])
+    """The organisation's domain under its public suffix ('' if the domain is a suffix itself)."""
+    return str(_PSL(domain).top_domain_under_public_suffix).lower()
+
+
+def is_organisation(address: str) -> bool:
+    """The address belongs to an organisation's own domain (not free-mail, not a bare suffix)."""
+    organisation = registered_domain(address.rpartition("@")[2])
+    return bool(organisation) and organisation not in FREE_MAIL
+
+
+def can_create_account(address: str) -> bool:
+    """Free-mail and role addresses, and bare public suffixes, never become accounts."""
+    local, _, domain = address.rpartition("@")
+    organisation = registered_domain(domain)
+    return bool(organisation) and organisation not in FREE_MAIL and local not in ROLE_LOCALPARTS
 
 
 class Resolver:
@@ -97,7 +225,9 @@ class Resolver:
             (sellers if self.is_seller(address) else buyers).append(address)
         return sellers, buyers
 
-    def _account(self, buyers: list[str], envelope: Envelope) -> str:
+    def _account(self, buyers: list[str], envelope: Envelope, automated: bool = False) -> str:
+        """The buyers' organisation. Automated mail keeps its sender's organisation (it is
+        counted, never scored); a person's mail needs a corporate buyer address."""
         if not self.seller_domains:
             raise ResolveError(
                 f"{envelope.event_id}: no seller domains configured, so the seller side is unknown; "
@@ -105,7 +235,13 @@ class Resolver:
             )
         if not buyers:
             raise ResolveError(f"{envelope.event_id}: only seller-side participants; no account")
-        counts = Counter(registered_domain(domain_of(b)) for b in buyers)
+        corporate = [b for b in buyers if can_create_account(b) or (automated and is_organisation(b))]
+        if not corporate:
+            raise ResolveError(
+                f"{envelope.event_id}: unmatched: the buyer side has only free-mail, role or "
+                "public-suffix addresses, which never create accounts"
+            )
+        counts = Counter(registered_domain(domain_of(b)) for b in corporate)
         return min(counts, key=lambda d: (-counts[d], d))
 
     def _interaction(self, envelope: Envelope, account_id: str, **fields: Any) -> Resolved:
@@ -127,18 +263,25 @@ class Resolver:
             Envelope("interaction/1", envelope.event_id, envelope.source, envelope.occurred_at, payload),
         )
 
+    @staticmethod
+    def is_automated(envelope: Envelope) -> bool:
+        """Bulk or machine mail: list headers, auto-submitted, or a bulk sender address."""
+        if envelope.schema != "raw_email/1":
+            return False
+        p = envelope.payload
+        return bool(
+            p.get("list_unsubscribe")
+            or (p.get("auto_submitted") or "no").lower() != "no"
+            or (p.get("precedence") or "").lower() in ("bulk", "list", "junk")
+            or is_bulk_sender(normalise_address(p["from"]))
+        )
+
     def _email(self, envelope: Envelope) -> Resolved:
         p = envelope.payload
         sender = normalise_address(p["from"])
         sellers, buyers = self._split([sender, *p["to"], *p.get("cc", [])])
-        account_id = self._account(buyers, envelope)
-        local = sender.partition("@")[0]
-        automated = bool(
-            p.get("list_unsubscribe")
-            or (p.get("auto_submitted") or "no").lower() != "no"
-            or (p.get("precedence") or "").lower() in ("bulk", "list", "junk")
-            or local in AUTOMATED_LOCALPARTS
-        )
+        automated = self.is_automated(envelope)
+        account_id = self._account(buyers, envelope, automated)
         direction = "outbound" if self.is_seller(sender) else "inbound"
         references = p.get("references") or []
         return self._interaction(

@@ -7,22 +7,22 @@ interaction exactly once and prints what it found.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from streams.config import Settings
+from streams.config import TOPIC_DEADLETTER, Settings
 from streams.contracts import ContractError
 from streams.identity.resolver import Resolver
 from streams.runtime.producer import EventProducer
 from streams.runtime.stack import Stack
 from streams.sinks.warehouse import Client, connect
 from streams.sources.dataset import Rejection, SourceRecord, read_dataset, write_dataset
+from streams.sources.reader import Tally
 from streams.sources.synthetic import SELLER_DOMAIN, generate
 
 
@@ -67,25 +67,24 @@ def expected_from(items: Iterable[SourceRecord | Rejection], resolver: Resolver)
 
 
 def run_through_pipeline(
-    folder: Path,
+    items: Callable[[], Iterable[SourceRecord | Rejection]],
     settings: Settings,
     console: Console,
     repeat: int = 1,
     workers: int = 1,
     timeout_s: float = 600.0,
+    tally: Tally | None = None,
 ) -> dict[str, Any]:
-    """Start broker and workers, produce the dataset ``repeat`` times, wait until drained."""
-    total = sum(1 for _ in read_dataset(folder)) * repeat
+    """Start broker and workers, produce ``items()`` ``repeat`` times, wait until drained."""
+    total = sum(1 for _ in items()) * repeat
     with Stack(settings, workers=workers) as stack:
         stack.start_workers()
         with progress_bar(console) as bar:
             task = bar.add_task("producing", total=total)
             with EventProducer(stack.bootstrap, Resolver(settings.seller_domains)) as producer:
                 for _ in range(repeat):
-                    for item in read_dataset(folder):
-                        producer.send(item)
-                        bar.advance(task)
-            valid = total - producer.sent.get("deadletter", 0)
+                    producer.send_all(items(), tally, progress=lambda: bar.advance(task))
+            valid = sum(n for topic, n in producer.sent.items() if topic != TOPIC_DEADLETTER)
             scoring = bar.add_task("processing", total=valid)
             status = stack.wait_drained(
                 valid,
@@ -136,7 +135,7 @@ def run_demo(settings: Settings, accounts: int, seed: int, console: Console) -> 
         write_dataset(folder, events, labels)
     console.print(f"generated {len(events):,} events for {accounts} accounts in {folder}")
     expected = expected_from(read_dataset(folder), Resolver(settings.seller_domains))
-    run_through_pipeline(folder, replace(settings), console)
+    run_through_pipeline(lambda: read_dataset(folder), replace(settings), console)
 
     client = connect(settings.warehouse_url)
     console.print(summary_table(client))

@@ -12,7 +12,7 @@ What cannot be routed keeps its event id as key; ``resolve`` dead-letters it wit
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 from kafka import KafkaProducer
@@ -22,6 +22,7 @@ from streams.contracts import ContractError
 from streams.deadletters import dead_letter
 from streams.identity.resolver import Resolver
 from streams.sources.dataset import Rejection, SourceRecord
+from streams.sources.reader import Tally
 
 
 class EventProducer:
@@ -55,9 +56,18 @@ class EventProducer:
         except ContractError:
             return item.envelope.event_id
 
-    def send_all(self, items: Iterable[SourceRecord | Rejection]) -> None:
+    def send_all(
+        self,
+        items: Iterable[SourceRecord | Rejection],
+        tally: Tally | None = None,
+        progress: Callable[[], None] | None = None,
+    ) -> None:
+        """Send everything; with a tally, count each item and skip repeats of an event id."""
         for item in items:
-            self.send(item)
+            if tally is None or tally.note(item, self.resolver) != "duplicate":
+                self.send(item)
+            if progress:
+                progress()
 
     def flush(self) -> None:
         self.producer.flush(timeout=60)

@@ -88,3 +88,26 @@ def test_every_resolved_record_meets_its_contract() -> None:
         for out in resolver.resolve(event):
             check("envelope/1", out.envelope.to_dict())
             check(out.envelope.schema, out.envelope.payload)
+
+
+def test_public_suffixes_free_mail_and_role_addresses_never_make_accounts() -> None:
+    from streams.identity.resolver import can_create_account
+
+    assert registered_domain("mail.bbc.co.uk") == "bbc.co.uk"
+    assert registered_domain("co.uk") == ""
+    assert not can_create_account("someone@co.uk")
+    assert not can_create_account("friend@hotmail.com")
+    assert not can_create_account("info@buyer.com")
+    assert can_create_account("jane@buyer.com")
+    with pytest.raises(ResolveError, match="unmatched"):
+        Resolver([SELLER]).resolve(email("ann@seller.com", ["friend@hotmail.com", "info@buyer.com"]))
+
+
+@pytest.mark.parametrize(
+    "sender", ["hotwebcash@lists.adversend.com", "portfoliomailer@smtp.quote.com", "strat_alert@x.com"]
+)
+def test_bulk_senders_without_list_headers_are_automated(sender: str) -> None:
+    from streams.contracts import make as make_envelope
+
+    payload = {"message_id": "<n@x>", "from": sender, "to": ["ann@seller.com"], "sent_at": T}
+    assert Resolver([SELLER]).is_automated(make_envelope("raw_email/1", "<n@x>", "test", T, payload))

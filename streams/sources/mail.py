@@ -1,0 +1,138 @@
+"""Email files in: maildir-style folders, mbox files and single .eml files → ``raw_email/1``.
+
+Only headers are parsed (``BytesHeaderParser``): bodies never leave this module, and never reach
+a topic or the warehouse. Subjects are kept only as a hash (for thread fallback) unless subject
+privacy is off. A file that cannot be used becomes a :class:`Rejection` with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mailbox
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses, parsedate_to_datetime
+from pathlib import Path
+
+from streams.contracts import ContractError, format_time, make
+from streams.sources.dataset import Rejection, SourceRecord
+
+SOURCE = "mail"
+EARLIEST = datetime(1980, 1, 1, tzinfo=UTC)
+_PARSER = BytesHeaderParser(policy=compat32)
+_REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+
+
+def normalised_subject(subject: str) -> str:
+    """Subject without reply/forward prefixes and extra spaces, lower-cased (thread fallback)."""
+    return " ".join(_REPLY_PREFIX.sub("", subject).split()).lower()
+
+
+def _addresses(message: Message, *headers: str) -> list[str]:
+    values = [str(v) for h in headers for v in (message.get_all(h) or [])]
+    found = []
+    for _name, address in getaddresses(values):
+        address = address.strip().strip("<>").strip()
+        if address.count("@") == 1 and " " not in address:
+            found.append(address)
+    return found
+
+
+def _ids(value: str | None) -> list[str]:
+    return re.findall(r"<[^<>\s]+>", value or "")
+
+
+def parse_message(
+    raw: bytes, origin: str, keep_subject: bool = False, now: datetime | None = None
+) -> SourceRecord | Rejection:
+    """One RFC 5322 message (bytes) → a validated ``raw_email/1`` record, or a rejection."""
+    try:
+        message = _PARSER.parsebytes(raw)
+    except Exception as exc:  # the stdlib parser raises little, but input is hostile
+        return Rejection(origin, f"unparseable message: {exc}", headers_only(raw))
+    try:
+        return _record(message, raw, origin, keep_subject, now or datetime.now(UTC))
+    except ContractError as exc:
+        return Rejection(origin, str(exc), headers_only(raw))
+
+
+def _record(message: Message, raw: bytes, origin: str, keep_subject: bool, now: datetime) -> SourceRecord:
+    ids = _ids(str(message.get("Message-ID", "")))
+    if not ids:
+        raise ContractError("no Message-ID header")
+    message_id = ids[0]
+    senders = _addresses(message, "From")
+    if not senders:
+        raise ContractError(f"{message_id}: no usable From address")
+    date_header = message.get("Date")
+    try:
+        sent = parsedate_to_datetime(str(date_header)) if date_header else None
+    except (TypeError, ValueError, IndexError):
+        sent = None
+    if sent is None:
+        raise ContractError(f"{message_id}: missing or unreadable Date {date_header!r}")
+    if sent.tzinfo is None:
+        sent = sent.replace(tzinfo=UTC)
+    if not EARLIEST <= sent <= now.replace(year=now.year + 1):
+        raise ContractError(f"{message_id}: impossible date {sent.isoformat()}")
+    subject = str(message.get("Subject", "") or "")
+    references = _ids(str(message.get("References", "")))
+    in_reply_to = (_ids(str(message.get("In-Reply-To", ""))) or [None])[0]
+    content_type = str(message.get("Content-Type", "")).lower()
+    occurred_at = format_time(sent)
+    payload = {
+        "message_id": message_id,
+        "from": senders[0],
+        "to": _addresses(message, "To"),
+        "cc": _addresses(message, "Cc"),
+        "sent_at": occurred_at,
+        "in_reply_to": in_reply_to,
+        "references": references[:200],
+        "thread_id": references[0] if references else None,
+        "subject": subject[:1000] if keep_subject else None,
+        "subject_hash": hashlib.sha256(normalised_subject(subject).encode()).hexdigest()[:32]
+        if subject
+        else None,
+        "size_bytes": len(raw),
+        "has_attachments": "multipart/mixed" in content_type,
+        "list_unsubscribe": message.get("List-Unsubscribe") is not None,
+        "auto_submitted": str(message.get("Auto-Submitted")) if message.get("Auto-Submitted") else None,
+        "precedence": str(message.get("Precedence")) if message.get("Precedence") else None,
+    }
+    envelope = make("raw_email/1", message_id, SOURCE, occurred_at, payload)
+    return SourceRecord("email", envelope, envelope.to_bytes())
+
+
+def headers_only(raw: bytes) -> bytes:
+    """What a rejection keeps of a message: the header block, never the body."""
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        head, found, _body = raw.partition(separator)
+        if found:
+            return head[:65536]
+    return raw[:65536]
+
+
+def _is_mbox(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(5) == b"From "
+
+
+def read_mail(paths: Iterable[Path], keep_subject: bool = False) -> Iterator[SourceRecord | Rejection]:
+    """Every message under the given folders and files, in a stable (sorted) order."""
+    for path in paths:
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        elif path.is_file():
+            files = [path]
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+        for file in files:
+            if _is_mbox(file):
+                for n, message in enumerate(mailbox.mbox(file, create=False)):
+                    yield parse_message(message.as_bytes(), f"{file}#{n}", keep_subject)
+            else:
+                yield parse_message(file.read_bytes(), str(file), keep_subject)

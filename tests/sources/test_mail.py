@@ -1,0 +1,107 @@
+"""Mail parsing: headers in, bodies never out, every input a record or a rejection."""
+
+from __future__ import annotations
+
+import mailbox
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.sources.dataset import Rejection, SourceRecord
+from streams.sources.mail import normalised_subject, parse_message, read_mail
+
+SECRET = "TOKEN-7f3a9c-never-leaves"
+
+MESSAGE = f"""Message-ID: <abc.123@buyer.co.uk>
+Date: Tue, 4 Mar 2025 09:15:00 +0100
+From: "Doe, Jane" <Jane.Doe+deals@Buyer.co.uk>
+To: seller@seller.com, "Ann" <ann@seller.com>
+Cc: boss@buyer.co.uk
+Subject: RE: Fwd: Renewal {SECRET}
+In-Reply-To: <root.1@seller.com>
+References: <root.0@seller.com> <root.1@seller.com>
+Content-Type: multipart/mixed; boundary=x
+
+--x
+The body says {SECRET} and must never leave the parser.
+--x--
+""".encode()
+
+
+def test_headers_become_a_raw_email_and_the_body_stays_behind() -> None:
+    record = parse_message(MESSAGE, "test.eml")
+    assert isinstance(record, SourceRecord)
+    p = record.envelope.payload
+    assert p["message_id"] == "<abc.123@buyer.co.uk>"
+    assert p["from"] == "Jane.Doe+deals@Buyer.co.uk"
+    assert p["to"] == ["seller@seller.com", "ann@seller.com"] and p["cc"] == ["boss@buyer.co.uk"]
+    assert p["sent_at"] == "2025-03-04T08:15:00.000Z"
+    assert p["in_reply_to"] == "<root.1@seller.com>" and p["thread_id"] == "<root.0@seller.com>"
+    assert p["has_attachments"] is True and p["size_bytes"] == len(MESSAGE)
+    assert p["subject"] is None and p["subject_hash"]  # subject privacy on by default
+    assert SECRET.encode() not in record.raw
+    kept = parse_message(MESSAGE, "test.eml", keep_subject=True)
+    assert isinstance(kept, SourceRecord) and SECRET in kept.envelope.payload["subject"]
+    assert b"must never leave" not in kept.raw
+
+
+@pytest.mark.parametrize(
+    ("header", "replacement", "reason"),
+    [
+        (b"Message-ID: <abc.123@buyer.co.uk>\n", b"", "no Message-ID"),
+        (b'From: "Doe, Jane" <Jane.Doe+deals@Buyer.co.uk>\n', b"From: undisclosed\n", "no usable From"),
+        (b"Date: Tue, 4 Mar 2025 09:15:00 +0100\n", b"Date: yesterday\n", "unreadable Date"),
+        (
+            b"Date: Tue, 4 Mar 2025 09:15:00 +0100\n",
+            b"Date: Mon, 1 Jan 1979 00:00:00 +0000\n",
+            "impossible date",
+        ),
+        (
+            b"Date: Tue, 4 Mar 2025 09:15:00 +0100\n",
+            b"Date: Fri, 31 Dec 9999 00:00:00 +0000\n",
+            "impossible date",
+        ),
+    ],
+)
+def test_unusable_messages_are_rejected_with_a_reason_and_without_body(
+    header: bytes, replacement: bytes, reason: str
+) -> None:
+    broken = MESSAGE.replace(header, replacement)
+    result = parse_message(broken, "bad.eml")
+    assert isinstance(result, Rejection)
+    assert reason in result.reason
+    assert b"must never leave" not in result.raw
+
+
+def test_thread_subjects_normalise() -> None:
+    assert normalised_subject("RE: Fwd:  AW: Renewal  Q3") == "renewal q3"
+
+
+def test_maildir_folders_mbox_and_eml_are_read(tmp_path: Path) -> None:
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "1.").write_bytes(MESSAGE)
+    box = mailbox.mbox(tmp_path / "archive.mbox")
+    box.add(MESSAGE.replace(b"abc.123", b"abc.456"))
+    box.add(MESSAGE.replace(b"abc.123", b"abc.789"))
+    box.flush()
+    ids = sorted(r.envelope.event_id for r in read_mail([tmp_path]) if isinstance(r, SourceRecord))
+    assert ids == ["<abc.123@buyer.co.uk>", "<abc.456@buyer.co.uk>", "<abc.789@buyer.co.uk>"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=3000))
+def test_arbitrary_bytes_give_a_record_or_a_rejection(data: bytes) -> None:
+    assert isinstance(parse_message(data, "fuzz"), SourceRecord | Rejection)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_mutated_real_messages_give_a_record_or_a_rejection(real_data: Path, data: st.DataObject) -> None:
+    files = sorted((real_data / "enron" / "presto-k" / "inbox").iterdir())
+    raw = bytearray(files[data.draw(st.integers(0, len(files) - 1))].read_bytes())
+    for _ in range(data.draw(st.integers(1, 20))):
+        position = data.draw(st.integers(0, len(raw) - 1))
+        raw[position] = data.draw(st.integers(0, 255))
+    assert isinstance(parse_message(bytes(raw), "mutated"), SourceRecord | Rejection)

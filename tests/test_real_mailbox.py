@@ -1,0 +1,86 @@
+"""The real Enron mailbox (../shared/data/enron/presto-k) through parser, resolver, core and chDB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.config import Settings
+from streams.identity.resolver import FREE_MAIL, Resolver, registered_domain
+from streams.runtime.replay import replay
+from streams.sinks.warehouse import connect
+from streams.sources.reader import Tally, read_sources
+
+
+@pytest.fixture(scope="module")
+def mailbox_path(real_data: Path) -> Path:
+    return real_data / "enron" / "presto-k"
+
+
+@pytest.fixture(scope="module")
+def warehouse(mailbox_path: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    settings = Settings.from_env(
+        {"RAPPORT_HOME": str(tmp_path_factory.mktemp("enron")), "RAPPORT_SELLER_DOMAINS": "enron.com"}
+    )
+    client = connect(settings.warehouse_url)
+    summary = replay(read_sources([mailbox_path]), settings, client=client)
+    assert summary.read == 2204
+    yield client
+    client.close()
+
+
+def query(client: Any, sql: str) -> list[tuple[Any, ...]]:
+    return client.query(sql).result_rows
+
+
+def test_tally_adds_up_and_newsletters_are_automated(mailbox_path: Path) -> None:
+    tally = Tally()
+    resolver = Resolver(["enron.com"])
+    automated_senders = set()
+    for item in read_sources([mailbox_path]):
+        if tally.note(item, resolver) == "automated":
+            automated_senders.add(item.envelope.payload["from"].lower())  # type: ignore[union-attr]
+    summary = tally.as_dict()
+    assert summary["read"] == 2204
+    assert summary["accepted"] + summary["duplicates"] + summary["automated"] + summary["rejected"] == 2204
+    assert summary["accepted"] > 100 and summary["rejected"] > 0
+    assert sum(summary["rejection_reasons"].values()) == summary["rejected"]
+    for newsletter in (
+        "hotwebcash@lists.adversend.com",
+        "portfoliomailer@smtp.quote.com",
+        "strat_alert@hotmail.com",
+    ):
+        assert newsletter in automated_senders
+
+
+def test_counterparts_are_accounts_with_both_directions(warehouse: Any) -> None:
+    both = dict(
+        (account, (outbound, inbound))
+        for account, outbound, inbound in query(
+            warehouse,
+            "SELECT account_id, countIf(direction = 'outbound'), countIf(direction = 'inbound') "
+            "FROM rapport.interactions FINAL WHERE automated = 0 GROUP BY account_id",
+        )
+    )
+    for account in ("hgp-inc.com", "ubsw.com"):
+        outbound, inbound = both[account]
+        assert outbound > 0 and inbound > 0, account
+
+
+def test_no_public_suffix_or_free_mail_or_seller_domain_is_an_account(warehouse: Any) -> None:
+    accounts = {a for (a,) in query(warehouse, "SELECT DISTINCT account_id FROM rapport.interactions FINAL")}
+    assert accounts
+    assert not accounts & FREE_MAIL
+    assert all(registered_domain(a) == a for a in accounts)  # never a bare suffix such as co.uk
+    assert "enron.com" not in accounts
+
+
+def test_ingesting_twice_changes_no_count(warehouse: Any, mailbox_path: Path) -> None:
+    tables = ("interactions", "account_health", "rejected_events")
+    before = {t: query(warehouse, f"SELECT count() FROM rapport.{t} FINAL")[0][0] for t in tables}
+    settings = Settings.from_env({"RAPPORT_HOME": "/nonexistent", "RAPPORT_SELLER_DOMAINS": "enron.com"})
+    replay(read_sources([mailbox_path]), settings, client=warehouse)
+    after = {t: query(warehouse, f"SELECT count() FROM rapport.{t} FINAL")[0][0] for t in tables}
+    assert after == before
