@@ -1,7 +1,8 @@
 """Read any supported input paths, in event-time order, and tally what was read.
 
 A folder holding ``email.jsonl``/``meeting.jsonl``/``crm.jsonl`` is a dataset (``rapport
-generate``); anything else is mail (maildir folders, mbox files, .eml files). Records are sorted
+generate``); ``.ics`` files (or folders of them) are calendars; anything else is mail (maildir
+folders, mbox files, .eml files). Records are sorted
 by event time so that live ingestion and replay see each account's events in the same order.
 """
 
@@ -16,12 +17,17 @@ from typing import Any
 
 from streams.contracts import ContractError
 from streams.identity.resolver import Resolver
+from streams.sources.calendar import read_calendars
 from streams.sources.dataset import FILES, Rejection, SourceRecord, read_dataset
 from streams.sources.mail import read_mail
 
 
 def is_dataset(path: Path) -> bool:
     return path.is_dir() and any((path / name).is_file() for name in FILES.values())
+
+
+def is_calendar(path: Path) -> bool:
+    return path.suffix.lower() == ".ics" if path.is_file() else any(path.rglob("*.ics"))
 
 
 def read_sources(paths: Iterable[Path], keep_subject: bool = False) -> Iterator[SourceRecord | Rejection]:
@@ -31,7 +37,7 @@ def read_sources(paths: Iterable[Path], keep_subject: bool = False) -> Iterator[
         if is_dataset(path):
             streams.append(read_dataset(path))
         else:
-            items = list(read_mail([path], keep_subject))
+            items = list(read_calendars(path) if is_calendar(path) else read_mail([path], keep_subject))
             items.sort(key=lambda i: i.envelope.occurred_at if isinstance(i, SourceRecord) else "")
             streams.append(iter(items))
     return heapq.merge(*streams, key=lambda i: i.envelope.occurred_at if isinstance(i, SourceRecord) else "")

@@ -1,0 +1,81 @@
+"""Calendar parsing: the real .ics files, and hostile input never raises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.sources.calendar import parse_calendar
+from streams.sources.dataset import Rejection, SourceRecord
+
+ICS = b"""BEGIN:VCALENDAR
+VERSION:2.0
+BEGIN:VEVENT
+UID:q3-review-1
+SEQUENCE:1
+DTSTART:20250905T140000Z
+DTEND:20250905T150000Z
+CREATED:20250820T090000Z
+STATUS:CANCELLED
+ORGANIZER:mailto:ann@seller.com
+ATTENDEE;PARTSTAT=ACCEPTED;ROLE=CHAIR:mailto:ann@seller.com
+ATTENDEE;PARTSTAT=DECLINED:mailto:bob@buyer.com
+DESCRIPTION:Agenda: pricing and the secret plan
+END:VEVENT
+BEGIN:VEVENT
+UID:no-start
+ORGANIZER:mailto:ann@seller.com
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def test_event_fields_and_no_description_text() -> None:
+    record, rejection = parse_calendar(ICS, "t.ics")
+    assert isinstance(record, SourceRecord) and isinstance(rejection, Rejection)
+    p = record.envelope.payload
+    assert record.envelope.event_id == "q3-review-1:1"
+    assert p["status"] == "CANCELLED" and p["sequence"] == 1
+    assert p["start"] == "2025-09-05T14:00:00.000Z" and p["created"] == "2025-08-20T09:00:00.000Z"
+    assert {a["email"]: a["partstat"] for a in p["attendees"]} == {
+        "ann@seller.com": "ACCEPTED",
+        "bob@buyer.com": "DECLINED",
+    }
+    assert p["description_length"] == len("Agenda: pricing and the secret plan")
+    assert b"secret plan" not in record.raw
+    assert "no DTSTART" in rejection.reason
+
+
+def test_the_real_ics_files_parse_with_their_attendees(real_data: Path) -> None:
+    folder = real_data / "icalendar"
+    # Its only ATTENDEE belongs to a VALARM (the reminder's recipient), not to the event.
+    google = parse_calendar((folder / "alarm_google_future.ics").read_bytes(), "google")
+    assert len(google) == 1 and isinstance(google[0], Rejection)
+    assert "no ORGANIZER (0 attendees)" in google[0].reason
+    params = parse_calendar((folder / "property_params.ics").read_bytes(), "params")
+    records = [r for r in params if isinstance(r, SourceRecord)]
+    assert records and {a["email"] for a in records[0].envelope.payload["attendees"]} == {
+        "rembrand@xs4all.nl",
+        "rembrand@daxlab.com",
+        "rembspam@xs4all.nl",
+    }
+    assert records[0].envelope.payload["organizer"] == "rembrand@daxlab.com"
+    lists = parse_calendar((folder / "rfc_7256_multi_value_parameters.ics").read_bytes(), "rfc")
+    assert lists and all(isinstance(r, Rejection) and "no DTSTART" in r.reason for r in lists)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes_never_raise(data: bytes) -> None:
+    assert all(isinstance(r, SourceRecord | Rejection) for r in parse_calendar(data, "fuzz"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_mutated_calendars_never_raise(data: st.DataObject) -> None:
+    raw = bytearray(ICS)
+    for _ in range(data.draw(st.integers(1, 15))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    assert all(isinstance(r, SourceRecord | Rejection) for r in parse_calendar(bytes(raw), "mutated"))
