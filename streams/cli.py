@@ -231,6 +231,21 @@ def ingest_calendar(
     run_ingest(paths, seller_domains, as_json, subjects)
 
 
+@ingest.command("crm")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@ingest_options
+@friendly_errors
+def ingest_crm(
+    paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool, subjects: bool
+) -> None:
+    """Produce CRM CSV exports: accounts, sellers, opportunities (mapping: streams/sources/crm.py).
+
+    With RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; otherwise runs a
+    one-shot embedded pipeline (start, produce, drain, stop).
+    """
+    run_ingest(paths, seller_domains, as_json, subjects)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @seller_domain_option

@@ -67,6 +67,14 @@ def examples() -> dict[str, dict[str, Any]]:
     }
     found["dead_letter/1"] = dead_letter("raw", "resolve", "bad", b"\xff").payload
     found["tick/1"] = {"wall_time": 1.5}
+    found["crm_seller/1"] = {
+        "seller_id": "ann-lee",
+        "name": "Ann Lee",
+        "email": None,
+        "manager": "Bo",
+        "team": "East",
+        "updated_at": T,
+    }
     found["envelope/1"] = {
         "schema": "tick/1",
         "event_id": "t",

@@ -216,6 +216,8 @@ class Resolver:
             return [self._activity(envelope)]
         if schema in CRM_ENTITIES:
             return [Resolved(envelope.payload["account_id"], envelope)]
+        if schema == "crm_seller/1":  # not an account's record: keyed by the seller
+            return [Resolved(f"seller:{envelope.payload['seller_id']}", envelope)]
         raise ResolveError(f"schema {schema!r} is not a raw source schema the resolver knows")
 
     def _split(self, addresses: Iterable[str]) -> tuple[list[str], list[str]]:

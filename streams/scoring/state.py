@@ -108,6 +108,8 @@ class AccountState:
             rows.append(("contacts", contact_row(envelope)))
         elif schema == "crm_opportunity/1":
             rows.append(("opportunities", opportunity_row(envelope)))
+        elif schema == "crm_seller/1":
+            rows.append(("sellers", seller_row(envelope)))
         rows.extend(self.settle(self.watermark - lateness_s, profile))
         return rows
 
@@ -227,6 +229,20 @@ def contact_row(envelope: Envelope) -> dict[str, Any]:
         "name": p.get("name") or "",
         "title": p.get("title") or "",
         "active": int(p.get("active", True)),
+        "source": envelope.source,
+        "updated_at": parse_time(p["updated_at"]),
+        "version": _version(p["updated_at"]),
+    }
+
+
+def seller_row(envelope: Envelope) -> dict[str, Any]:
+    p = envelope.payload
+    return {
+        "seller_id": p["seller_id"],
+        "name": p["name"],
+        "email": (p.get("email") or "").lower(),
+        "manager": p.get("manager") or "",
+        "team": p.get("team") or "",
         "source": envelope.source,
         "updated_at": parse_time(p["updated_at"]),
         "version": _version(p["updated_at"]),

@@ -40,6 +40,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "account_health": ("account_id", "as_of"),
     "alerts": ("account_id", "alert_id"),
     "rejected_events": ("rejected_id",),
+    "sellers": ("seller_id",),
 }
 
 

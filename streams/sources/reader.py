@@ -1,8 +1,8 @@
 """Read any supported input paths, in event-time order, and tally what was read.
 
 A folder holding ``email.jsonl``/``meeting.jsonl``/``crm.jsonl`` is a dataset (``rapport
-generate``); ``.ics`` files (or folders of them) are calendars; anything else is mail (maildir
-folders, mbox files, .eml files). Records are sorted
+generate``); ``.ics`` files (or folders of them) are calendars; ``.csv`` files (or folders of
+them) are CRM exports; anything else is mail (maildir folders, mbox files, .eml files). Records are sorted
 by event time so that live ingestion and replay see each account's events in the same order.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 from streams.contracts import ContractError
 from streams.identity.resolver import Resolver
 from streams.sources.calendar import read_calendars
+from streams.sources.crm import read_crm
 from streams.sources.dataset import FILES, Rejection, SourceRecord, read_dataset
 from streams.sources.mail import read_mail
 
@@ -30,6 +31,18 @@ def is_calendar(path: Path) -> bool:
     return path.suffix.lower() == ".ics" if path.is_file() else any(path.rglob("*.ics"))
 
 
+def is_crm(path: Path) -> bool:
+    return path.suffix.lower() == ".csv" if path.is_file() else any(path.glob("*.csv"))
+
+
+def _read_files(path: Path, keep_subject: bool) -> Iterator[SourceRecord | Rejection]:
+    if is_calendar(path):
+        return read_calendars(path)
+    if is_crm(path):
+        return read_crm(path)
+    return read_mail([path], keep_subject)
+
+
 def read_sources(paths: Iterable[Path], keep_subject: bool = False) -> Iterator[SourceRecord | Rejection]:
     """Rejections first (they have no trustworthy time), then records by event time."""
     streams: list[Iterator[SourceRecord | Rejection]] = []
@@ -37,7 +50,7 @@ def read_sources(paths: Iterable[Path], keep_subject: bool = False) -> Iterator[
         if is_dataset(path):
             streams.append(read_dataset(path))
         else:
-            items = list(read_calendars(path) if is_calendar(path) else read_mail([path], keep_subject))
+            items = list(_read_files(path, keep_subject))
             items.sort(key=lambda i: i.envelope.occurred_at if isinstance(i, SourceRecord) else "")
             streams.append(iter(items))
     return heapq.merge(*streams, key=lambda i: i.envelope.occurred_at if isinstance(i, SourceRecord) else "")

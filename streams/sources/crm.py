@@ -1,0 +1,168 @@
+"""CRM exports in: CSV files of accounts, sellers and opportunities → ``crm_*/1`` records.
+
+Column mapping (case-insensitive header names; the first one present wins):
+
+| record | field | columns |
+|---|---|---|
+| account | name (required) | account, account_name, name |
+| account | domains | domains, domain, website (`;`-separated) |
+| account | industry | industry, sector |
+| account | owner | owner, account_owner |
+| seller | name (required) | sales_agent, seller, owner_name, name |
+| seller | manager, team | manager; regional_office, team, region |
+| opportunity | id (required) | opportunity_id, id |
+| opportunity | account (required) | account, account_name |
+| opportunity | stage | deal_stage, stage |
+| opportunity | owner | sales_agent, owner |
+| opportunity | amount | close_value, amount |
+| opportunity | dates | engage_date, created_at, created; close_date |
+
+Which file is which comes from its header: an opportunity id column makes an opportunities file,
+a seller column without an account column a sellers file, an account column an accounts file.
+Account ids are ``crm:`` plus the account name in lower case with spaces as dashes. Snapshot
+CSVs carry no change time, so their records are versioned at the epoch; an opportunity uses its
+close date, else its engage date. Rows that cannot be used (an opportunity without an account,
+say) are rejected with the reason and the row, never dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from streams.contracts import ContractError, format_time, make, parse_time
+from streams.sources.dataset import Rejection, SourceRecord
+
+SOURCE = "crm-csv"
+EPOCH = "1970-01-01T00:00:00.000Z"
+STATUS = {"won": "won", "closed won": "won", "lost": "lost", "closed lost": "lost"}
+
+
+def account_id_for(name: str) -> str:
+    return "crm:" + re.sub(r"\s+", "-", name.strip().lower())
+
+
+def _pick(row: dict[str, str], *names: str) -> str:
+    for name in names:
+        value = row.get(name)
+        if value is not None and value.strip():
+            return value.strip()
+    return ""
+
+
+def _date(value: str) -> str | None:
+    if not value:
+        return None
+    try:
+        return format_time(parse_time(value if "T" in value else f"{value}T00:00:00+00:00"))
+    except ValueError:
+        raise ContractError(f"unreadable date {value!r}") from None
+
+
+def kind_of(header: list[str]) -> str:
+    columns = set(header)
+    if columns & {"opportunity_id", "id"} and columns & {"deal_stage", "stage"}:
+        return "opportunity"
+    if columns & {"sales_agent", "seller"} and not columns & {"account", "account_name"}:
+        return "seller"
+    if columns & {"account", "account_name", "name"}:
+        return "account"
+    raise ContractError(f"unknown CSV layout (columns: {', '.join(header)}); see streams/sources/crm.py")
+
+
+def _account(row: dict[str, str]) -> SourceRecord:
+    name = _pick(row, "account", "account_name", "name")
+    if not name:
+        raise ContractError("account row without a name")
+    domains = [d.strip().lower() for d in _pick(row, "domains", "domain", "website").split(";") if d.strip()]
+    payload = {
+        "account_id": account_id_for(name),
+        "name": name,
+        "domains": domains,
+        "owner": _pick(row, "owner", "account_owner") or None,
+        "industry": _pick(row, "industry", "sector") or None,
+        "updated_at": EPOCH,
+    }
+    envelope = make("crm_account/1", f"account:{payload['account_id']}:csv", SOURCE, EPOCH, payload)
+    return SourceRecord("crm", envelope, envelope.to_bytes())
+
+
+def _seller(row: dict[str, str]) -> SourceRecord:
+    name = _pick(row, "sales_agent", "seller", "owner_name", "name")
+    if not name:
+        raise ContractError("seller row without a name")
+    payload = {
+        "seller_id": re.sub(r"\s+", "-", name.lower()),
+        "name": name,
+        "email": _pick(row, "email") or None,
+        "manager": _pick(row, "manager") or None,
+        "team": _pick(row, "regional_office", "team", "region") or None,
+        "updated_at": EPOCH,
+    }
+    envelope = make("crm_seller/1", f"seller:{payload['seller_id']}:csv", SOURCE, EPOCH, payload)
+    return SourceRecord("crm", envelope, envelope.to_bytes())
+
+
+def _opportunity(row: dict[str, str]) -> SourceRecord:
+    opportunity_id = _pick(row, "opportunity_id", "id")
+    if not opportunity_id:
+        raise ContractError("opportunity row without an id")
+    account = _pick(row, "account", "account_name")
+    if not account:
+        raise ContractError(f"{opportunity_id}: opportunity has no account")
+    stage = _pick(row, "deal_stage", "stage") or "unknown"
+    created = _date(_pick(row, "engage_date", "created_at", "created"))
+    closed = _date(_pick(row, "close_date"))
+    amount = _pick(row, "close_value", "amount")
+    updated = closed or created or EPOCH
+    payload = {
+        "opportunity_id": opportunity_id,
+        "account_id": account_id_for(account),
+        "stage": stage,
+        "status": STATUS.get(stage.lower(), "open"),
+        "amount": float(amount) if amount else None,
+        "owner": _pick(row, "sales_agent", "owner") or None,
+        "created_at": created or updated,
+        "close_date": closed[:10] if closed else None,
+        "next_step": None,
+        "updated_at": updated,
+    }
+    envelope = make("crm_opportunity/1", f"opportunity:{opportunity_id}:{updated}", SOURCE, updated, payload)
+    return SourceRecord("crm", envelope, envelope.to_bytes())
+
+
+BUILDERS = {"account": _account, "seller": _seller, "opportunity": _opportunity}
+
+
+def parse_csv(raw: bytes, origin: str) -> Iterator[SourceRecord | Rejection]:
+    """Every row of one CSV export as a record or a rejection; never raises."""
+    try:
+        text = raw.decode("utf-8-sig")
+        reader = csv.DictReader(io.StringIO(text))
+        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        kind = kind_of(header)
+    except (UnicodeDecodeError, csv.Error, ContractError) as exc:
+        yield Rejection(origin, f"unreadable CSV: {exc}", raw[:65536])
+        return
+    build = BUILDERS[kind]
+    line = 1
+    try:
+        for line, values in enumerate(csv.reader(io.StringIO(text)), start=1):
+            if line == 1 or not any(v.strip() for v in values):
+                continue
+            row = dict(zip(header, values, strict=False))
+            try:
+                yield build(row)
+            except (ContractError, ValueError) as exc:
+                yield Rejection(f"{origin}:{line}", str(exc), ",".join(values).encode())
+    except csv.Error as exc:
+        yield Rejection(f"{origin}:{line}", f"unreadable CSV row: {exc}", b"")
+
+
+def read_crm(path: Path) -> Iterator[SourceRecord | Rejection]:
+    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    for file in files:
+        yield from parse_csv(file.read_bytes(), str(file))

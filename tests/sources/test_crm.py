@@ -1,0 +1,81 @@
+"""CRM CSV exports: the real Maven dataset loads as it is, nothing vanishes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.config import Settings
+from streams.identity.resolver import Resolver
+from streams.runtime.replay import replay
+from streams.sinks.warehouse import connect
+from streams.sources.crm import account_id_for, parse_csv
+from streams.sources.dataset import Rejection, SourceRecord
+from streams.sources.reader import Tally, read_sources
+
+
+def test_columns_map_to_records() -> None:
+    raw = (
+        b"opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value\n"
+        b"A1,Ann Lee,X,Big Co,Won,2016-10-20,2017-03-01,1054\n"
+        b"A2,Ann Lee,X,,Prospecting,,,\n"
+    )
+    won, orphan = parse_csv(raw, "pipeline.csv")
+    assert isinstance(won, SourceRecord) and isinstance(orphan, Rejection)
+    p = won.envelope.payload
+    assert p["account_id"] == account_id_for("Big Co") == "crm:big-co"
+    assert (p["status"], p["amount"], p["owner"]) == ("won", 1054.0, "Ann Lee")
+    assert p["created_at"] == "2016-10-20T00:00:00.000Z" and p["close_date"] == "2017-03-01"
+    assert orphan.reason == "A2: opportunity has no account"
+    assert orphan.origin == "pipeline.csv:3"
+
+
+def test_unknown_layouts_and_bad_bytes_are_rejected_whole() -> None:
+    (rejection,) = parse_csv(b"product,series\nGTX,GT\n", "products.csv")
+    assert isinstance(rejection, Rejection) and "unknown CSV layout" in rejection.reason
+    (rejection,) = parse_csv(b"\xff\xfe\x00bad", "bad.csv")
+    assert isinstance(rejection, Rejection)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes_never_raise(data: bytes) -> None:
+    assert all(isinstance(r, SourceRecord | Rejection) for r in parse_csv(data, "fuzz.csv"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=',\n"ab1-', max_size=400))
+def test_mutated_pipeline_rows_never_raise(body: str) -> None:
+    raw = "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value\n" + body
+    assert all(isinstance(r, SourceRecord | Rejection) for r in parse_csv(raw.encode(), "fuzz.csv"))
+
+
+def test_maven_dataset_loads_and_nothing_vanishes(real_data: Path, tmp_path: Path) -> None:
+    folder = real_data / "maven-crm"
+    tally = Tally()
+    resolver = Resolver(["example.com"])
+    for item in read_sources([folder]):
+        tally.note(item, resolver)
+    summary = tally.as_dict()
+    assert summary["accepted"] + summary["rejected"] == summary["read"]
+    assert summary["rejection_reasons"]["opportunity has no account"] == 1425
+
+    settings_ = Settings.from_env({"RAPPORT_HOME": str(tmp_path), "RAPPORT_SELLER_DOMAINS": "example.com"})
+    client = connect(settings_.warehouse_url)
+    try:
+        replay(read_sources([folder]), settings_, client=client)
+
+        def count(sql: str) -> Any:
+            return client.query(sql).result_rows[0][0]
+
+        assert count("SELECT count() FROM rapport.accounts FINAL") == 85
+        assert count("SELECT count() FROM rapport.sellers FINAL") == 35
+        stored = count("SELECT count() FROM rapport.opportunities FINAL")
+        held = count("SELECT count() FROM rapport.rejected_events FINAL WHERE reason LIKE '%has no account'")
+        assert stored + held == 8800 and held == 1425
+        assert count("SELECT countIf(status = 'won') FROM rapport.opportunities FINAL") > 0
+    finally:
+        client.close()
