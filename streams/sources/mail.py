@@ -1,4 +1,5 @@
-"""Email files in: maildir-style folders, mbox files and single .eml files → ``raw_email/1``.
+"""Email files in: maildir-style folders, mbox files, single .eml files, and JSON exports of the
+Gmail API (``format=metadata``) and Microsoft Graph messages → ``raw_email/1``.
 
 Only headers are parsed (``BytesHeaderParser``): bodies never leave this module, and never reach
 a topic or the warehouse. Subjects are kept only as a hash (for thread fallback) unless subject
@@ -15,10 +16,13 @@ from datetime import UTC, datetime
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
-from streams.contracts import ContractError, format_time, make
+import orjson
+
+from streams.contracts import ContractError, format_time, make, parse_time
 from streams.sources.dataset import Rejection, SourceRecord
 
 SOURCE = "mail"
@@ -116,6 +120,83 @@ def headers_only(raw: bytes) -> bytes:
     return raw[:65536]
 
 
+def _header_block(headers: Iterable[tuple[str, str]]) -> bytes:
+    lines = [
+        f"{name}: {' '.join(str(value).split())}" for name, value in headers if name and value is not None
+    ]
+    return ("\n".join(lines) + "\n\n").encode("utf-8", "replace")
+
+
+def _graph_address(value: Any) -> str:
+    address = (value or {}).get("emailAddress") or {}
+    return str(address.get("address") or "")
+
+
+def json_message_headers(message: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """A Gmail metadata or Graph message → a header block and the fields JSON adds."""
+    if "payload" in message:  # Gmail API users.messages.get(format=metadata)
+        headers = [(h.get("name", ""), h.get("value", "")) for h in message["payload"].get("headers", [])]
+        extra = {"size_bytes": int(message.get("sizeEstimate") or 0), "thread_id": message.get("threadId")}
+        return _header_block(headers), extra
+    if "internetMessageId" in message or "sentDateTime" in message:  # Microsoft Graph message
+        sent = message.get("sentDateTime") or message.get("receivedDateTime")
+        headers = [
+            ("Message-ID", message.get("internetMessageId")),
+            ("Date", format_datetime(parse_time(sent)) if sent else None),
+            ("From", _graph_address(message.get("from") or message.get("sender"))),
+            ("To", ", ".join(_graph_address(r) for r in message.get("toRecipients") or [])),
+            ("Cc", ", ".join(_graph_address(r) for r in message.get("ccRecipients") or [])),
+            ("Subject", message.get("subject")),
+        ]
+        headers += [
+            (h.get("name", ""), h.get("value", "")) for h in message.get("internetMessageHeaders") or []
+        ]
+        extra = {
+            "has_attachments": bool(message.get("hasAttachments")),
+            "thread_id": message.get("conversationId"),
+        }
+        return _header_block(headers), extra
+    raise ContractError("JSON message is neither a Gmail API message (payload.headers) nor a Graph message")
+
+
+def parse_json_messages(
+    raw: bytes, origin: str, keep_subject: bool = False
+) -> list[SourceRecord | Rejection]:
+    """A JSON file of one message, a list of them, or ``{"messages"|"value": [...]}``."""
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return [Rejection(origin, f"not valid JSON: {exc}", b"")]
+    if isinstance(document, dict):
+        document = document.get("messages") or document.get("value") or [document]
+    if not isinstance(document, list):
+        return [Rejection(origin, "expected a JSON message object or a list of them", b"")]
+    results: list[SourceRecord | Rejection] = []
+    for n, message in enumerate(document):
+        where = f"{origin}#{n}"
+        try:
+            if not isinstance(message, dict):
+                raise ContractError("expected a JSON object per message")
+            head, extra = json_message_headers(message)
+        except (ContractError, ValueError, TypeError, AttributeError) as exc:
+            results.append(Rejection(where, str(exc), b""))
+            continue
+        parsed = parse_message(head, where, keep_subject)
+        if isinstance(parsed, SourceRecord):
+            payload = dict(parsed.envelope.payload)
+            payload.update({k: v for k, v in extra.items() if v not in (None, 0, "")})
+            try:
+                envelope = make(
+                    "raw_email/1", parsed.envelope.event_id, SOURCE, parsed.envelope.occurred_at, payload
+                )
+            except ContractError as exc:
+                results.append(Rejection(where, str(exc), head))
+                continue
+            parsed = SourceRecord("email", envelope, envelope.to_bytes())
+        results.append(parsed)
+    return results
+
+
 def _is_mbox(path: Path) -> bool:
     with path.open("rb") as handle:
         return handle.read(5) == b"From "
@@ -131,7 +212,9 @@ def read_mail(paths: Iterable[Path], keep_subject: bool = False) -> Iterator[Sou
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
         for file in files:
-            if _is_mbox(file):
+            if file.suffix.lower() == ".json":
+                yield from parse_json_messages(file.read_bytes(), str(file), keep_subject)
+            elif _is_mbox(file):
                 for n, message in enumerate(mailbox.mbox(file, create=False)):
                     yield parse_message(message.as_bytes(), f"{file}#{n}", keep_subject)
             else:

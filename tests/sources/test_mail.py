@@ -105,3 +105,91 @@ def test_mutated_real_messages_give_a_record_or_a_rejection(real_data: Path, dat
         position = data.draw(st.integers(0, len(raw) - 1))
         raw[position] = data.draw(st.integers(0, 255))
     assert isinstance(parse_message(bytes(raw), "mutated"), SourceRecord | Rejection)
+
+
+GMAIL = {
+    "id": "18c1",
+    "threadId": "18c0",
+    "sizeEstimate": 5120,
+    "snippet": "never kept",
+    "payload": {
+        "headers": [
+            {"name": "Message-ID", "value": "<g1@buyer.com>"},
+            {"name": "Date", "value": "Tue, 4 Mar 2025 09:15:00 +0000"},
+            {"name": "From", "value": "Bob <bob@buyer.com>"},
+            {"name": "To", "value": "ann@seller.com"},
+            {"name": "Subject", "value": "Pricing"},
+            {"name": "List-Unsubscribe", "value": "<mailto:u@buyer.com>"},
+        ]
+    },
+}
+GRAPH = {
+    "id": "AAMk",
+    "internetMessageId": "<m1@seller.com>",
+    "conversationId": "conv-1",
+    "sentDateTime": "2025-03-05T10:00:00Z",
+    "subject": "Re: Pricing",
+    "hasAttachments": True,
+    "bodyPreview": "never kept",
+    "from": {"emailAddress": {"name": "Ann", "address": "ann@seller.com"}},
+    "toRecipients": [{"emailAddress": {"address": "bob@buyer.com"}}],
+    "ccRecipients": [{"emailAddress": {"address": "cat@buyer.com"}}],
+}
+
+
+def test_gmail_and_graph_json_messages(tmp_path: Path) -> None:
+    import orjson
+
+    (tmp_path / "gmail.json").write_bytes(orjson.dumps({"messages": [GMAIL]}))
+    (tmp_path / "graph.json").write_bytes(orjson.dumps({"value": [GRAPH, {"odd": 1}]}))
+    items = list(read_mail([tmp_path]))
+    records = {r.envelope.event_id: r.envelope.payload for r in items if isinstance(r, SourceRecord)}
+    rejections = [r for r in items if isinstance(r, Rejection)]
+    gmail, graph = records["<g1@buyer.com>"], records["<m1@seller.com>"]
+    assert gmail["from"] == "bob@buyer.com" and gmail["list_unsubscribe"] is True
+    assert gmail["size_bytes"] == 5120 and gmail["thread_id"] == "18c0"
+    assert graph["to"] == ["bob@buyer.com"] and graph["cc"] == ["cat@buyer.com"]
+    assert graph["sent_at"] == "2025-03-05T10:00:00.000Z" and graph["has_attachments"] is True
+    assert graph["thread_id"] == "conv-1"
+    assert len(rejections) == 1 and "neither a Gmail" in rejections[0].reason
+    assert all(b"never kept" not in r.raw for r in items)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "payload",
+                        "headers",
+                        "name",
+                        "value",
+                        "internetMessageId",
+                        "sentDateTime",
+                        "from",
+                        "emailAddress",
+                        "address",
+                        "toRecipients",
+                        "messages",
+                        "value",
+                        "x",
+                    ]
+                ),
+                inner,
+                max_size=5,
+            )
+        ),
+        max_leaves=25,
+    )
+)
+def test_arbitrary_json_messages_give_records_or_rejections(document: object) -> None:
+    import json
+
+    from streams.sources.mail import parse_json_messages
+
+    results = parse_json_messages(json.dumps(document).encode(), "fuzz.json")
+    assert all(isinstance(r, SourceRecord | Rejection) for r in results)
