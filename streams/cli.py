@@ -148,7 +148,7 @@ def ingest() -> None:
 
 
 def run_ingest(
-    paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool, subjects: bool
+    paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool, subjects: bool, kind: str | None
 ) -> None:
     """Produce inputs to a running pipeline, or run a one-shot embedded one; print the tally."""
     from streams.identity.resolver import Resolver
@@ -164,10 +164,12 @@ def run_ingest(
         resolver = Resolver(settings.seller_domains)
         with progress_bar(console) as bar, EventProducer(bootstrap, resolver) as producer:
             task = bar.add_task(f"producing to {bootstrap}", total=None)
-            producer.send_all(read_sources(paths, subjects), tally, progress=lambda: bar.advance(task))
+            producer.send_all(read_sources(paths, subjects, kind), tally, progress=lambda: bar.advance(task))
     else:
         console.print("no running broker: running a one-shot embedded pipeline (start, produce, drain, stop)")
-        run_through_pipeline(lambda: read_sources(paths, subjects), replace(settings), console, tally=tally)
+        run_through_pipeline(
+            lambda: read_sources(paths, subjects, kind), replace(settings), console, tally=tally
+        )
     summary = tally.as_dict()
     if as_json:
         click.echo(orjson.dumps(summary).decode())
@@ -198,7 +200,7 @@ def ingest_dataset(
     With RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; otherwise runs a
     one-shot embedded pipeline (start, produce, drain, stop).
     """
-    run_ingest(folders, seller_domains, as_json, subjects)
+    run_ingest(folders, seller_domains, as_json, subjects, None)
 
 
 @ingest.command("email")
@@ -208,12 +210,12 @@ def ingest_dataset(
 def ingest_email(
     paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool, subjects: bool
 ) -> None:
-    """Produce email: maildir-style folders, mbox files, .eml files (headers only).
+    """Produce email: maildir, mbox, .eml, Gmail/Graph message JSON (headers only).
 
     With RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; otherwise runs a
     one-shot embedded pipeline (start, produce, drain, stop).
     """
-    run_ingest(paths, seller_domains, as_json, subjects)
+    run_ingest(paths, seller_domains, as_json, subjects, "email")
 
 
 @ingest.command("calendar")
@@ -223,12 +225,12 @@ def ingest_email(
 def ingest_calendar(
     paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool, subjects: bool
 ) -> None:
-    """Produce calendars: .ics files or folders of them (descriptions only as a length).
+    """Produce calendars: .ics, Graph or Google event JSON (descriptions only as a length).
 
     With RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; otherwise runs a
     one-shot embedded pipeline (start, produce, drain, stop).
     """
-    run_ingest(paths, seller_domains, as_json, subjects)
+    run_ingest(paths, seller_domains, as_json, subjects, "calendar")
 
 
 @ingest.command("crm")
@@ -243,7 +245,7 @@ def ingest_crm(
     With RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; otherwise runs a
     one-shot embedded pipeline (start, produce, drain, stop).
     """
-    run_ingest(paths, seller_domains, as_json, subjects)
+    run_ingest(paths, seller_domains, as_json, subjects, "crm")
 
 
 @main.command()

@@ -1,4 +1,5 @@
-"""Calendar files in: ``.ics`` events → ``raw_meeting/1`` (one record per UID and SEQUENCE).
+"""Calendar files in: ``.ics`` events, and Microsoft Graph or Google Calendar event JSON →
+``raw_meeting/1`` (one record per UID and SEQUENCE).
 
 Kept: organizer, attendees with PARTSTAT and role, start/end, status, created, sequence, and the
 description's length as the agenda signal (the description itself is never kept). All-day dates
@@ -8,12 +9,14 @@ becomes a :class:`Rejection` with the reason.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import icalendar
+import orjson
 
 from streams.contracts import ContractError, format_time, make
 from streams.sources.dataset import Rejection, SourceRecord
@@ -108,7 +111,126 @@ def parse_calendar(raw: bytes, origin: str) -> list[SourceRecord | Rejection]:
     return results
 
 
+GRAPH_RESPONSES = {
+    "accepted": "ACCEPTED",
+    "declined": "DECLINED",
+    "tentativelyaccepted": "TENTATIVE",
+    "organizer": "ACCEPTED",
+}
+GOOGLE_RESPONSES = {"accepted": "ACCEPTED", "declined": "DECLINED", "tentative": "TENTATIVE"}
+
+
+def _json_moment(value: Any) -> datetime | None:
+    """Graph ``{dateTime, timeZone}`` (UTC assumed unless an offset is given) or Google
+    ``{dateTime}`` / ``{date}``."""
+    if not isinstance(value, dict):
+        return None
+    if value.get("date"):
+        return datetime.combine(date.fromisoformat(str(value["date"])), time.min, UTC)
+    text = str(value.get("dateTime") or "")
+    if not text:
+        return None
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _json_event(event: dict[str, Any]) -> dict[str, Any]:
+    """One Graph or Google event → the fields of ``raw_meeting/1``."""
+    if "iCalUId" in event or "isCancelled" in event:  # Microsoft Graph
+        attendees = [
+            {
+                "email": str((a.get("emailAddress") or {}).get("address") or ""),
+                "partstat": GRAPH_RESPONSES.get(
+                    str((a.get("status") or {}).get("response", "")).lower(), "NEEDS-ACTION"
+                ),
+                "role": "REQ-PARTICIPANT" if a.get("type", "required") == "required" else "OPT-PARTICIPANT",
+            }
+            for a in event.get("attendees") or []
+        ]
+        modified = event.get("lastModifiedDateTime")
+        return {
+            "uid": event.get("iCalUId") or event.get("id"),
+            "sequence": int(_json_moment({"dateTime": modified}).timestamp()) if modified else 0,  # type: ignore[union-attr]
+            "organizer": str(((event.get("organizer") or {}).get("emailAddress") or {}).get("address") or ""),
+            "attendees": attendees,
+            "start": _json_moment(event.get("start")),
+            "end": _json_moment(event.get("end")),
+            "status": "CANCELLED" if event.get("isCancelled") else "CONFIRMED",
+            "created": _json_moment({"dateTime": event["createdDateTime"]})
+            if event.get("createdDateTime")
+            else None,
+            "description_length": len(str((event.get("body") or {}).get("content") or "")),
+        }
+    attendees = [
+        {
+            "email": str(a.get("email") or ""),
+            "partstat": GOOGLE_RESPONSES.get(str(a.get("responseStatus", "")).lower(), "NEEDS-ACTION"),
+            "role": "OPT-PARTICIPANT" if a.get("optional") else "REQ-PARTICIPANT",
+        }
+        for a in event.get("attendees") or []
+    ]
+    return {
+        "uid": event.get("iCalUID") or event.get("id"),
+        "sequence": int(event.get("sequence") or 0),
+        "organizer": str((event.get("organizer") or {}).get("email") or ""),
+        "attendees": attendees,
+        "start": _json_moment(event.get("start")),
+        "end": _json_moment(event.get("end")),
+        "status": str(event.get("status") or "confirmed").upper(),
+        "created": _json_moment({"dateTime": event["created"]}) if event.get("created") else None,
+        "description_length": len(str(event.get("description") or "")),
+    }
+
+
+def parse_calendar_json(raw: bytes, origin: str) -> list[SourceRecord | Rejection]:
+    """A JSON file of one event, a list, or ``{"value"|"items": [...]}``; never raises."""
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return [Rejection(origin, f"not valid JSON: {exc}", b"")]
+    if isinstance(document, dict):
+        document = document.get("value") or document.get("items") or [document]
+    if not isinstance(document, list):
+        return [Rejection(origin, "expected a JSON event object or a list of them", b"")]
+    results: list[SourceRecord | Rejection] = []
+    for n, event in enumerate(document):
+        where = f"{origin}#{n}"
+        try:
+            if not isinstance(event, dict):
+                raise ContractError("expected a JSON object per event")
+            fields = _json_event(event)
+            if not fields["uid"] or fields["start"] is None:
+                raise ContractError(f"{fields['uid'] or 'event without id'}: no start")
+            start, end, created = fields["start"], fields["end"] or fields["start"], fields["created"]
+            payload = {
+                **fields,
+                "uid": str(fields["uid"]),
+                "attendees": [a for a in fields["attendees"] if a["email"].count("@") == 1],
+                "start": format_time(start),
+                "end": format_time(end),
+                "status": fields["status"]
+                if fields["status"] in {"CONFIRMED", "TENTATIVE", "CANCELLED"}
+                else "CONFIRMED",
+                "title": None,
+            }
+            if created:
+                payload["created"] = format_time(created)
+            else:
+                del payload["created"]
+            envelope = make(
+                "raw_meeting/1", f"{payload['uid']}:{payload['sequence']}", SOURCE, payload["start"], payload
+            )
+            results.append(SourceRecord("meeting", envelope, envelope.to_bytes()))
+        except (ContractError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+            results.append(Rejection(where, str(exc)[:500], b""))
+    return results
+
+
 def read_calendars(path: Path) -> Iterator[SourceRecord | Rejection]:
-    files = sorted(path.rglob("*.ics")) if path.is_dir() else [path]
+    files = sorted([*path.rglob("*.ics"), *path.rglob("*.json")]) if path.is_dir() else [path]
     for file in files:
-        yield from parse_calendar(file.read_bytes(), str(file))
+        if file.suffix.lower() == ".json":
+            yield from parse_calendar_json(file.read_bytes(), str(file))
+        else:
+            yield from parse_calendar(file.read_bytes(), str(file))

@@ -35,22 +35,28 @@ def is_crm(path: Path) -> bool:
     return path.suffix.lower() == ".csv" if path.is_file() else any(path.glob("*.csv"))
 
 
-def _read_files(path: Path, keep_subject: bool) -> Iterator[SourceRecord | Rejection]:
-    if is_calendar(path):
+def _read_files(path: Path, keep_subject: bool, kind: str | None) -> Iterator[SourceRecord | Rejection]:
+    if kind == "calendar" or (kind is None and is_calendar(path)):
         return read_calendars(path)
-    if is_crm(path):
+    if kind == "crm" or (kind is None and is_crm(path)):
         return read_crm(path)
     return read_mail([path], keep_subject)
 
 
-def read_sources(paths: Iterable[Path], keep_subject: bool = False) -> Iterator[SourceRecord | Rejection]:
-    """Rejections first (they have no trustworthy time), then records by event time."""
+def read_sources(
+    paths: Iterable[Path], keep_subject: bool = False, kind: str | None = None
+) -> Iterator[SourceRecord | Rejection]:
+    """Rejections first (they have no trustworthy time), then records by event time.
+
+    ``kind`` (``email``, ``calendar``, ``crm``) says what the paths hold; without it the kind is
+    guessed from each path (JSON files are then read as mail).
+    """
     streams: list[Iterator[SourceRecord | Rejection]] = []
     for path in paths:
         if is_dataset(path):
             streams.append(read_dataset(path))
         else:
-            items = list(_read_files(path, keep_subject))
+            items = list(_read_files(path, keep_subject, kind))
             items.sort(key=lambda i: i.envelope.occurred_at if isinstance(i, SourceRecord) else "")
             streams.append(iter(items))
     return heapq.merge(*streams, key=lambda i: i.envelope.occurred_at if isinstance(i, SourceRecord) else "")

@@ -79,3 +79,102 @@ def test_mutated_calendars_never_raise(data: st.DataObject) -> None:
     for _ in range(data.draw(st.integers(1, 15))):
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     assert all(isinstance(r, SourceRecord | Rejection) for r in parse_calendar(bytes(raw), "mutated"))
+
+
+def test_graph_and_google_event_json(tmp_path: Path) -> None:
+    import orjson
+
+    from streams.sources.calendar import read_calendars
+
+    graph = {
+        "value": [
+            {
+                "id": "AAMk",
+                "iCalUId": "040000008200E0",
+                "isCancelled": False,
+                "lastModifiedDateTime": "2025-03-01T08:00:00Z",
+                "createdDateTime": "2025-02-20T08:00:00Z",
+                "start": {"dateTime": "2025-03-05T10:00:00.0000000", "timeZone": "UTC"},
+                "end": {"dateTime": "2025-03-05T11:00:00.0000000", "timeZone": "UTC"},
+                "organizer": {"emailAddress": {"address": "ann@seller.com"}},
+                "attendees": [
+                    {
+                        "emailAddress": {"address": "bob@buyer.com"},
+                        "status": {"response": "declined"},
+                        "type": "required",
+                    }
+                ],
+                "body": {"content": "agenda text"},
+            }
+        ]
+    }
+    google = {
+        "items": [
+            {
+                "id": "g1",
+                "iCalUID": "g1@google.com",
+                "status": "cancelled",
+                "sequence": 2,
+                "created": "2025-02-20T08:00:00Z",
+                "start": {"date": "2025-03-06"},
+                "end": {"date": "2025-03-07"},
+                "organizer": {"email": "bob@buyer.com"},
+                "attendees": [{"email": "ann@seller.com", "responseStatus": "accepted"}],
+            },
+            {"id": "no-start"},
+        ]
+    }
+    (tmp_path / "graph.json").write_bytes(orjson.dumps(graph))
+    (tmp_path / "google.json").write_bytes(orjson.dumps(google))
+    items = list(read_calendars(tmp_path))
+    records = {r.envelope.payload["uid"]: r.envelope.payload for r in items if isinstance(r, SourceRecord)}
+    rejections = [r for r in items if isinstance(r, Rejection)]
+    g, o = records["040000008200E0"], records["g1@google.com"]
+    assert g["start"] == "2025-03-05T10:00:00.000Z" and g["attendees"][0]["partstat"] == "DECLINED"
+    assert g["description_length"] == len("agenda text") and g["status"] == "CONFIRMED"
+    assert o["status"] == "CANCELLED" and o["sequence"] == 2 and o["start"] == "2025-03-06T00:00:00.000Z"
+    assert len(rejections) == 1 and "no start" in rejections[0].reason
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "value",
+                        "items",
+                        "iCalUId",
+                        "iCalUID",
+                        "start",
+                        "end",
+                        "dateTime",
+                        "date",
+                        "organizer",
+                        "attendees",
+                        "email",
+                        "emailAddress",
+                        "address",
+                        "status",
+                        "sequence",
+                        "isCancelled",
+                        "x",
+                    ]
+                ),
+                inner,
+                max_size=5,
+            )
+        ),
+        max_leaves=25,
+    )
+)
+def test_arbitrary_event_json_never_raises(document: object) -> None:
+    import json
+
+    from streams.sources.calendar import parse_calendar_json
+
+    results = parse_calendar_json(json.dumps(document).encode(), "fuzz.json")
+    assert all(isinstance(r, SourceRecord | Rejection) for r in results)
