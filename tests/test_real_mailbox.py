@@ -84,3 +84,20 @@ def test_ingesting_twice_changes_no_count(warehouse: Any, mailbox_path: Path) ->
     replay(read_sources([mailbox_path]), settings, client=warehouse)
     after = {t: query(warehouse, f"SELECT count() FROM rapport.{t} FINAL")[0][0] for t in tables}
     assert after == before
+
+
+def test_domain_accounts_are_listed_as_provisional(warehouse: Any) -> None:
+    rows = dict(query(warehouse, "SELECT account_id, provisional FROM rapport.accounts FINAL"))
+    assert rows["hgp-inc.com"] == 1 and rows["ubsw.com"] == 1
+    interacted = {
+        a
+        for (a,) in query(
+            warehouse, "SELECT DISTINCT account_id FROM rapport.interactions FINAL WHERE automated = 0"
+        )
+    }
+    assert interacted <= set(rows)
+
+
+def test_automated_only_senders_are_not_listed_as_accounts(warehouse: Any) -> None:
+    listed = {a for (a,) in query(warehouse, "SELECT account_id FROM rapport.accounts FINAL")}
+    assert "adversend.com" not in listed and "quote.com" not in listed

@@ -192,7 +192,12 @@ def can_create_account(address: str) -> bool:
     """Free-mail and role addresses, and bare public suffixes, never become accounts."""
     local, _, domain = address.rpartition("@")
     organisation = registered_domain(domain)
-    return bool(organisation) and organisation not in FREE_MAIL and local not in ROLE_LOCALPARTS
+    return (
+        bool(organisation)
+        and organisation not in FREE_MAIL
+        and local not in ROLE_LOCALPARTS
+        and not is_bulk_sender(address)
+    )
 
 
 class Resolver:

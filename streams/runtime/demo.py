@@ -99,7 +99,8 @@ def summary_table(client: Client) -> Table:
     table.add_column("what")
     table.add_column("count", justify="right")
     queries = [
-        ("accounts (CRM)", "SELECT count() FROM rapport.accounts FINAL"),
+        ("accounts from the CRM", "SELECT countIf(provisional = 0) FROM rapport.accounts FINAL"),
+        ("accounts from email domains only", "SELECT countIf(provisional = 1) FROM rapport.accounts FINAL"),
         ("accounts with interactions", "SELECT uniqExact(account_id) FROM rapport.interactions FINAL"),
         ("interactions", "SELECT count() FROM rapport.interactions FINAL"),
         (

@@ -53,6 +53,7 @@ class AccountState:
     automated: int = 0
     late: int = 0
     recent: list[str] = field(default_factory=list)  # newest settled event ids, for explanations
+    listed: bool = False  # an accounts row exists (from the CRM, or a provisional one written here)
 
     # --- persistence -------------------------------------------------------------------------
 
@@ -85,6 +86,9 @@ class AccountState:
         rows: list[Row] = []
         if schema == "interaction/1":
             rows.append(("interactions", interaction_row(envelope)))
+            if not self.listed and payload["match_method"] == "domain" and not payload["automated"]:
+                rows.append(("accounts", provisional_account_row(self.account_id)))
+                self.listed = True
             # Automated mail is kept and counted but contributes nothing else to the scores.
             direction = "automated" if payload["automated"] else payload["direction"]
             item = [
@@ -104,6 +108,7 @@ class AccountState:
                 bisect.insort(self.pending, item, key=lambda i: (i[0], i[1]))
         elif schema == "crm_account/1":
             rows.append(("accounts", account_row(envelope)))
+            self.listed = True
         elif schema == "crm_contact/1":
             rows.append(("contacts", contact_row(envelope)))
         elif schema == "crm_opportunity/1":
@@ -178,8 +183,24 @@ def _json(value: Any) -> str:
 
 
 def _version(updated_at: str) -> int:
-    """CRM upserts: the later record wins, whatever order they arrive in."""
-    return int(parse_time(updated_at).timestamp() * 1000)
+    """CRM upserts: the later record wins, whatever order they arrive in (and any CRM record
+    wins over a provisional row, which has version 0)."""
+    return int(parse_time(updated_at).timestamp() * 1000) + 1
+
+
+def provisional_account_row(account_id: str) -> dict[str, Any]:
+    """An account known only from its domain: listed so boards and data-quality checks see it."""
+    return {
+        "account_id": account_id,
+        "name": account_id,
+        "domains": [account_id],
+        "owner": "",
+        "industry": "",
+        "provisional": 1,
+        "source": "identity",
+        "updated_at": parse_time("1970-01-01T00:00:00Z"),
+        "version": 0,
+    }
 
 
 def interaction_row(envelope: Envelope) -> dict[str, Any]:

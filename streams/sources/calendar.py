@@ -17,8 +17,9 @@ from typing import Any
 
 import icalendar
 import orjson
+from dateutil.rrule import rrulestr
 
-from streams.contracts import ContractError, format_time, make
+from streams.contracts import ContractError, format_time, make, parse_time
 from streams.sources.dataset import Rejection, SourceRecord
 
 SOURCE = "calendar"
@@ -60,6 +61,52 @@ def _attendees(event: Any) -> list[dict[str, str]]:
             }
         )
     return found
+
+
+RECURRENCE_HORIZON = timedelta(days=366)
+MAX_OCCURRENCES = 200
+
+
+def occurrences(event: Any, start: datetime) -> list[datetime]:
+    """Starts of a recurring event's occurrences within a year of its first (at most 200)."""
+    rule = event.get("RRULE")
+    if not rule:
+        return [start]
+    text = rule.to_ical().decode() if hasattr(rule, "to_ical") else str(rule)
+    text = re.sub(r"UNTIL=(\d{8})(;|$)", r"UNTIL=\1T235959Z\2", text)  # all-day UNTIL against aware start
+    starts = rrulestr(text, dtstart=start, ignoretz=False)
+    found = []
+    for moment in starts:
+        if moment > start + RECURRENCE_HORIZON or len(found) >= MAX_OCCURRENCES:
+            break
+        found.append(moment)
+    excluded = set()
+    for exdate in event.get("EXDATE") if isinstance(event.get("EXDATE"), list) else [event.get("EXDATE")]:
+        for value in getattr(exdate, "dts", []):
+            moment = _moment(value)
+            if moment:
+                excluded.add(moment)
+    return [m for m in found if m not in excluded] or [start]
+
+
+def _records(event: Any, origin: str) -> list[SourceRecord]:
+    """The records of one VEVENT: one per occurrence (recurring events are expanded)."""
+    base = _record(event, origin)
+    start = parse_time(base.envelope.payload["start"])
+    starts = occurrences(event, start)
+    if starts == [start]:
+        return [base]
+    duration = parse_time(base.envelope.payload["end"]) - start
+    records = []
+    for moment in starts:
+        payload = dict(base.envelope.payload)
+        payload["uid"] = f"{payload['uid']}/{format_time(moment)}"
+        payload["start"], payload["end"] = format_time(moment), format_time(moment + duration)
+        envelope = make(
+            "raw_meeting/1", f"{payload['uid']}:{payload['sequence']}", SOURCE, payload["start"], payload
+        )
+        records.append(SourceRecord("meeting", envelope, envelope.to_bytes()))
+    return records
 
 
 def _record(event: Any, origin: str) -> SourceRecord:
@@ -105,8 +152,8 @@ def parse_calendar(raw: bytes, origin: str) -> list[SourceRecord | Rejection]:
     results: list[SourceRecord | Rejection] = []
     for n, event in enumerate(events):
         try:
-            results.append(_record(event, origin))
-        except (ContractError, ValueError, TypeError, AttributeError) as exc:
+            results.extend(_records(event, origin))
+        except (ContractError, ValueError, TypeError, AttributeError, OverflowError) as exc:
             results.append(Rejection(f"{origin}#{n}", str(exc), str(event.get("UID") or "").encode()))
     return results
 

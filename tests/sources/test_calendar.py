@@ -178,3 +178,20 @@ def test_arbitrary_event_json_never_raises(document: object) -> None:
 
     results = parse_calendar_json(json.dumps(document).encode(), "fuzz.json")
     assert all(isinstance(r, SourceRecord | Rejection) for r in results)
+
+
+def test_recurring_events_expand_over_a_bounded_horizon() -> None:
+    weekly = ICS.replace(b"UID:q3-review-1\n", b"UID:weekly\nRRULE:FREQ=WEEKLY;COUNT=5\n").replace(
+        b"STATUS:CANCELLED\n", b"EXDATE:20250912T140000Z\n"
+    )
+    records = [r for r in parse_calendar(weekly, "w.ics") if isinstance(r, SourceRecord)]
+    starts = [r.envelope.payload["start"] for r in records]
+    assert starts == [
+        "2025-09-05T14:00:00.000Z",
+        "2025-09-19T14:00:00.000Z",
+        "2025-09-26T14:00:00.000Z",
+        "2025-10-03T14:00:00.000Z",
+    ]  # 5 weekly occurrences less the excluded one
+    assert len({r.envelope.event_id for r in records}) == 4
+    forever = ICS.replace(b"UID:q3-review-1\n", b"UID:daily\nRRULE:FREQ=DAILY\n")
+    assert len([r for r in parse_calendar(forever, "d.ics") if isinstance(r, SourceRecord)]) == 200
