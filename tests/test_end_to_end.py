@@ -26,6 +26,7 @@ ORDER = {
     "contacts": "email",
     "opportunities": "opportunity_id",
     "account_health": "account_id, as_of",
+    "sellers": "seller_id",
 }
 
 
@@ -50,6 +51,15 @@ def with_bad_lines(folder: Path, into: Path) -> Path:
     }
     with (into / "email.jsonl").open("ab") as handle:
         handle.write(b"{not json\n" + orjson.dumps(seller_only) + b"\n")
+    seller = {
+        "schema": "crm_seller/1",
+        "event_id": "seller:ann:1",
+        "source": "test",
+        "occurred_at": "2025-07-01T00:00:00.000Z",
+        "payload": {"seller_id": "ann", "name": "Ann", "updated_at": "2025-07-01T00:00:00.000Z"},
+    }
+    with (into / "crm.jsonl").open("ab") as handle:  # a record keyed by seller, not by account
+        handle.write(orjson.dumps(seller) + b"\n")
     return into
 
 
@@ -63,6 +73,7 @@ def test_every_event_sent_twice_lands_exactly_once_and_matches_replay(
         lambda: read_dataset(small_dataset), settings, Console(quiet=True), repeat=2, timeout_s=300
     )
     assert status["counters"]["events"] == 2 * (events - 2)
+    assert status["counters"].get("scoring_failed", 0) == 0
     assert status["counters"]["resolve_rejected"] == 2  # the seller-only email, sent twice
     # every second copy of an interaction was recognised: as a duplicate, or as too late to
     # change settled scores (CRM upserts are idempotent by their updated_at version anyway)
@@ -85,6 +96,7 @@ def test_every_event_sent_twice_lands_exactly_once_and_matches_replay(
         raw_count = client.query("SELECT count() FROM rapport.interactions").result_rows[0][0]
         assert raw_count >= count  # stored rows may repeat before merges; FINAL never does
         assert client.query("SELECT count() FROM rapport.accounts FINAL").result_rows[0][0] == 6
+        assert client.query("SELECT name FROM rapport.sellers FINAL").result_rows == [("Ann",)]
         rejected = client.query(
             "SELECT stage, reason FROM rapport.rejected_events FINAL ORDER BY stage"
         ).result_rows

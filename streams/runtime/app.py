@@ -199,9 +199,14 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
             message = event.message
             try:
                 outputs = resolver.resolve(decode(event.value))
-            except ContractError as exc:
+            except Exception as exc:  # bad input (ContractError) or a resolver bug: never stop
+                reason = (
+                    str(exc)
+                    if isinstance(exc, ContractError)
+                    else f"resolve failed: {type(exc).__name__}: {exc}"
+                )
                 letter = dead_letter(
-                    message.topic, "resolve", str(exc), event.value, message.partition, message.offset
+                    message.topic, "resolve", reason, event.value, message.partition, message.offset
                 )
                 await deadletter.send(key=letter.event_id.encode(), value=letter.to_bytes())
                 status.count("resolve_rejected")
@@ -233,7 +238,19 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
                 if envelope.schema == "tick/1":
                     ticks[message.partition] = event
                     continue
-                account_id = envelope.payload["account_id"]
+                account_id = event.key.decode("utf-8", "replace") if isinstance(event.key, bytes) else ""
+                if not account_id:
+                    letters.append(
+                        dead_letter(
+                            message.topic,
+                            "score",
+                            "record without an account key",
+                            event.value,
+                            message.partition,
+                            message.offset,
+                        )
+                    )
+                    continue
                 loop.last_event[message.partition] = now
                 anchor[account_id] = event
                 records.append((account_id, envelope))
@@ -241,6 +258,10 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
                 result = score_batch(records, table, settings.allowed_lateness_s)
                 flushed = _flush_idle(ticks, now, table)
             status.count("idle_flushes", len(flushed.states))
+            letters.extend(
+                dead_letter(TOPIC_INTERACTIONS, "score", reason, env.to_bytes())
+                for env, reason in result.failed
+            )
             rows = _merge(result, flushed)
             if letters:
                 rows.setdefault("rejected_events", []).extend(rejected_row(d) for d in letters)

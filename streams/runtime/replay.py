@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.config import TOPIC_RAW, Settings
+from streams.config import TOPIC_INTERACTIONS, TOPIC_RAW, Settings
 from streams.contracts import ContractError, Envelope
 from streams.deadletters import dead_letter, rejected_row
 from streams.identity.resolver import Resolver
@@ -56,6 +56,10 @@ def replay(
     def flush_batch() -> None:
         result = score_batch(batch, states, settings.allowed_lateness_s)
         rows = result.rows
+        rejected.extend(
+            rejected_row(dead_letter(TOPIC_INTERACTIONS, "score", reason, env.to_bytes()))
+            for env, reason in result.failed
+        )
         if rejected:
             rows.setdefault("rejected_events", []).extend(rejected)
         write(rows, "batch")

@@ -29,6 +29,7 @@ class BatchResult:
     states: dict[str, AccountState] = field(default_factory=dict)
     applied: int = 0
     duplicates: int = 0
+    failed: list[tuple[Envelope, str]] = field(default_factory=list)  # records scoring could not use
     late: int = 0
 
 
@@ -48,7 +49,11 @@ def score_batch(
             state = AccountState.from_dict(saved) if saved else AccountState(account_id)
             states[account_id] = state
         late_before = state.late
-        rows = state.apply(envelope, lateness_s, profile)
+        try:
+            rows = state.apply(envelope, lateness_s, profile)
+        except Exception as exc:  # a record the core cannot use must not stop the stream
+            result.failed.append((envelope, f"scoring failed: {type(exc).__name__}: {exc}"))
+            continue
         result.late += state.late - late_before
         if rows is None:
             result.duplicates += 1
