@@ -186,66 +186,30 @@ def ingest_options(func: F) -> F:
     return seller_domain_option(func)  # type: ignore[no-any-return]
 
 
-@ingest.command("dataset")
-@click.argument(
-    "folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path)
-)
-@ingest_options
-@friendly_errors
-def ingest_dataset(
-    folders: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool, subjects: bool
-) -> None:
-    """Produce dataset folders (from `rapport generate`).
-
-    With RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; otherwise runs a
-    one-shot embedded pipeline (start, produce, drain, stop).
-    """
-    run_ingest(folders, seller_domains, as_json, subjects, None)
+INGEST_KINDS = {  # command name -> (kind of input, what it reads)
+    "dataset": (None, "dataset folders (from `rapport generate`)"),
+    "email": ("email", "email: maildir, mbox, .eml, Gmail/Graph message JSON (headers only)"),
+    "calendar": ("calendar", "calendars: .ics, Graph or Google event JSON (descriptions only as a length)"),
+    "crm": ("crm", "CRM CSV exports: accounts, sellers, opportunities (mapping: streams/sources/crm.py)"),
+}
 
 
-@ingest.command("email")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@ingest_options
-@friendly_errors
-def ingest_email(
-    paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool, subjects: bool
-) -> None:
-    """Produce email: maildir, mbox, .eml, Gmail/Graph message JSON (headers only).
+def add_ingest_command(name: str, kind: str | None, what: str) -> None:
+    def command(
+        paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool, subjects: bool
+    ) -> None:
+        run_ingest(paths, seller_domains, as_json, subjects, kind)
 
-    With RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; otherwise runs a
-    one-shot embedded pipeline (start, produce, drain, stop).
-    """
-    run_ingest(paths, seller_domains, as_json, subjects, "email")
-
-
-@ingest.command("calendar")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@ingest_options
-@friendly_errors
-def ingest_calendar(
-    paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool, subjects: bool
-) -> None:
-    """Produce calendars: .ics, Graph or Google event JSON (descriptions only as a length).
-
-    With RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; otherwise runs a
-    one-shot embedded pipeline (start, produce, drain, stop).
-    """
-    run_ingest(paths, seller_domains, as_json, subjects, "calendar")
+    command.__doc__ = (
+        f"Produce {what}.\n\nWith RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; "
+        "otherwise runs a one-shot embedded pipeline (start, produce, drain, stop)."
+    )
+    paths = click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+    ingest.command(name)(paths(ingest_options(friendly_errors(command))))
 
 
-@ingest.command("crm")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@ingest_options
-@friendly_errors
-def ingest_crm(
-    paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool, subjects: bool
-) -> None:
-    """Produce CRM CSV exports: accounts, sellers, opportunities (mapping: streams/sources/crm.py).
-
-    With RAPPORT_KAFKA_BOOTSTRAP or a running `rapport up`, only produces; otherwise runs a
-    one-shot embedded pipeline (start, produce, drain, stop).
-    """
-    run_ingest(paths, seller_domains, as_json, subjects, "crm")
+for _name, (_kind, _what) in INGEST_KINDS.items():
+    add_ingest_command(_name, _kind, _what)
 
 
 @main.command()

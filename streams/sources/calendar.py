@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import icalendar
-import orjson
 from dateutil.rrule import rrulestr
 
 from streams.contracts import ContractError, format_time, make, parse_time
-from streams.sources.dataset import Rejection, SourceRecord
+from streams.sources.dataset import Rejection, SourceRecord, json_objects
 
 SOURCE = "calendar"
 PARTSTATS = {"ACCEPTED", "DECLINED", "TENTATIVE", "NEEDS-ACTION", "DELEGATED"}
@@ -232,17 +231,11 @@ def _json_event(event: dict[str, Any]) -> dict[str, Any]:
 
 def parse_calendar_json(raw: bytes, origin: str) -> list[SourceRecord | Rejection]:
     """A JSON file of one event, a list, or ``{"value"|"items": [...]}``; never raises."""
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return [Rejection(origin, f"not valid JSON: {exc}", b"")]
-    if isinstance(document, dict):
-        document = document.get("value") or document.get("items") or [document]
-    if not isinstance(document, list):
-        return [Rejection(origin, "expected a JSON event object or a list of them", b"")]
+    objects = json_objects(raw, origin, ("value", "items"))
+    if isinstance(objects, Rejection):
+        return [objects]
     results: list[SourceRecord | Rejection] = []
-    for n, event in enumerate(document):
-        where = f"{origin}#{n}"
+    for where, event in objects:
         try:
             if not isinstance(event, dict):
                 raise ContractError("expected a JSON object per event")

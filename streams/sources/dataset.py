@@ -67,6 +67,23 @@ def write_dataset(folder: Path, events: Iterable[Envelope], labels: dict[str, An
     return counts
 
 
+def json_objects(raw: bytes, origin: str, containers: tuple[str, ...]) -> list[tuple[str, Any]] | Rejection:
+    """The objects of a JSON export: one object, a list, or ``{container: [...]}``.
+
+    Returns ``(where, object)`` pairs (non-objects included, for the caller to reject), or a
+    rejection of the whole file.
+    """
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(origin, f"not valid JSON: {exc}", b"")
+    if isinstance(document, dict):
+        document = next((document[c] for c in containers if document.get(c)), [document])
+    if not isinstance(document, list):
+        return Rejection(origin, "expected a JSON object or a list of them", b"")
+    return [(f"{origin}#{n}", item) for n, item in enumerate(document)]
+
+
 def read_labels(folder: Path) -> dict[str, Any]:
     return orjson.loads((folder / LABELS).read_bytes())
 

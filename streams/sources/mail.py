@@ -20,10 +20,8 @@ from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from streams.contracts import ContractError, format_time, make, parse_time
-from streams.sources.dataset import Rejection, SourceRecord
+from streams.sources.dataset import Rejection, SourceRecord, json_objects
 
 SOURCE = "mail"
 EARLIEST = datetime(1980, 1, 1, tzinfo=UTC)
@@ -163,17 +161,11 @@ def parse_json_messages(
     raw: bytes, origin: str, keep_subject: bool = False
 ) -> list[SourceRecord | Rejection]:
     """A JSON file of one message, a list of them, or ``{"messages"|"value": [...]}``."""
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return [Rejection(origin, f"not valid JSON: {exc}", b"")]
-    if isinstance(document, dict):
-        document = document.get("messages") or document.get("value") or [document]
-    if not isinstance(document, list):
-        return [Rejection(origin, "expected a JSON message object or a list of them", b"")]
+    objects = json_objects(raw, origin, ("messages", "value"))
+    if isinstance(objects, Rejection):
+        return [objects]
     results: list[SourceRecord | Rejection] = []
-    for n, message in enumerate(document):
-        where = f"{origin}#{n}"
+    for where, message in objects:
         try:
             if not isinstance(message, dict):
                 raise ContractError("expected a JSON object per message")
