@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -98,7 +98,7 @@ class PartitionedTable:
     back, because ``take_events`` pairs buffered values with it.
     """
 
-    def __init__(self, table: Any, stream: faust.StreamT, anchors: dict[str, faust.EventT]) -> None:
+    def __init__(self, table: Any, stream: faust.Stream, anchors: dict[str, faust.EventT]) -> None:
         self.table, self.stream, self.anchors = table, stream, anchors
         self.previous: faust.EventT | None = None
 
@@ -217,7 +217,8 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
                 yield out
 
     @app.agent(interactions, concurrency=1)
-    async def score(stream: faust.StreamT) -> Any:
+    async def score(agent_stream: faust.StreamT) -> Any:
+        stream = cast(faust.Stream, agent_stream)  # the concrete class: take_events, current event
         async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_batch_seconds):
             now = time.time()
             records: list[tuple[str, Envelope]] = []
@@ -302,7 +303,8 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
         return flush_accounts(due, table)
 
     @app.agent(deadletter, concurrency=1)
-    async def deadletters(stream: faust.StreamT) -> Any:
+    async def deadletters(agent_stream: faust.StreamT) -> Any:
+        stream = cast(faust.Stream, agent_stream)  # the concrete class: take_events, current event
         async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_batch_seconds):
             rows = []
             for event in events:

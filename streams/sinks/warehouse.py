@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import clickhouse_connect
 
@@ -71,8 +71,8 @@ def connect(url: str) -> Client:
         if url.startswith("chdb://"):
             path = Path(url.removeprefix("chdb://"))
             path.mkdir(parents=True, exist_ok=True)
-            return clickhouse_connect.get_client(dsn=f"chdb://{path}")  # type: ignore[no-any-return]
-        return clickhouse_connect.get_client(dsn=url)  # type: ignore[no-any-return]
+            return cast(Client, clickhouse_connect.get_client(dsn=f"chdb://{path}"))
+        return cast(Client, clickhouse_connect.get_client(dsn=url))
     except Exception as exc:
         hint = (
             "another process (a running `rapport up` or demo worker) may hold this chDB folder; "

@@ -74,7 +74,7 @@ def occurrences(event: Any, start: datetime) -> list[datetime]:
     text = rule.to_ical().decode() if hasattr(rule, "to_ical") else str(rule)
     text = re.sub(r"UNTIL=(\d{8})(;|$)", r"UNTIL=\1T235959Z\2", text)  # all-day UNTIL against aware start
     starts = rrulestr(text, dtstart=start, ignoretz=False)
-    found = []
+    found: list[datetime] = []
     for moment in starts:
         if moment > start + RECURRENCE_HORIZON or len(found) >= MAX_OCCURRENCES:
             break
@@ -137,7 +137,7 @@ def _record(event: Any, origin: str) -> SourceRecord:
     }
     if payload["created"] is None:
         del payload["created"]
-    envelope = make("raw_meeting/1", f"{uid}:{payload['sequence']}", SOURCE, payload["start"], payload)
+    envelope = make("raw_meeting/1", f"{uid}:{payload['sequence']}", SOURCE, format_time(start), payload)
     return SourceRecord("meeting", envelope, envelope.to_bytes())
 
 

@@ -83,7 +83,7 @@ def _record(message: Message, raw: bytes, origin: str, keep_subject: bool, now: 
         raise ContractError(f"{message_id}: impossible date {sent.isoformat()}")
     subject = str(message.get("Subject", "") or "")
     references = _ids(str(message.get("References", "")))
-    in_reply_to = (_ids(str(message.get("In-Reply-To", ""))) or [None])[0]
+    in_reply_to = next(iter(_ids(str(message.get("In-Reply-To", "")))), None)
     content_type = str(message.get("Content-Type", "")).lower()
     occurred_at = format_time(sent)
     payload = {
