@@ -113,6 +113,7 @@ def up(workers: int, seller_domains: tuple[str, ...]) -> None:
     with Stack(settings, workers=workers) as stack:
         stack.start_workers()
         settings.bootstrap_file.write_text(stack.bootstrap)
+        settings.seller_domains_file.write_text(",".join(settings.seller_domains))
         console.print(
             f"broker {stack.bootstrap} ({'embedded Tansu' if stack.embedded else 'external'}), "
             f"{workers} worker(s), warehouse {settings.warehouse_url}\n"
@@ -126,6 +127,7 @@ def up(workers: int, seller_domains: tuple[str, ...]) -> None:
             pass
         finally:
             settings.bootstrap_file.unlink(missing_ok=True)
+            settings.seller_domains_file.unlink(missing_ok=True)
             console.print("stopping")
 
 
@@ -161,6 +163,13 @@ def run_ingest(
     tally = Tally()
     bootstrap = settings.kafka_bootstrap or read_bootstrap_file(settings.bootstrap_file)
     if bootstrap:
+        running = settings.seller_domains_file.read_text() if settings.seller_domains_file.exists() else None
+        if running is not None and set(filter(None, running.split(","))) != set(settings.seller_domains):
+            console.print(
+                f"[yellow]the running workers place the seller side with seller domains "
+                f"{running or '(none)'}; --seller-domain here only routes and counts. "
+                "Restart `rapport up --seller-domain …` to change them."
+            )
         resolver = Resolver(settings.seller_domains)
         with progress_bar(console) as bar, EventProducer(bootstrap, resolver) as producer:
             task = bar.add_task(f"producing to {bootstrap}", total=None)

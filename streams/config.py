@@ -141,6 +141,11 @@ class Settings:
         return self.home / "bootstrap"
 
     @property
+    def seller_domains_file(self) -> Path:
+        """The seller domains the workers of a running ``rapport up`` use."""
+        return self.home / "seller-domains"
+
+    @property
     def status_file(self) -> Path:
         """The worker's progress after every written batch (the warehouse may be locked)."""
         return self.home / "worker-status.json"

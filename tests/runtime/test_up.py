@@ -63,6 +63,7 @@ def test_up_serves_ingest_and_stops_cleanly(
         )
         assert ingest.returncode == 0, ingest.stderr
         assert "one-shot" not in ingest.stderr  # it found the running broker and only produced
+        assert "running workers" not in ingest.stderr  # same seller domains on both sides
         summary = orjson.loads(ingest.stdout.strip().splitlines()[-1])
         assert summary["read"] == sum(
             1 for line in (small_dataset / "email.jsonl").open() if line.strip()
@@ -79,9 +80,26 @@ def test_up_serves_ingest_and_stops_cleanly(
         ]:
             assert time.monotonic() < deadline, read_status(settings.status_file)
             time.sleep(0.5)
+        other = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "streams",
+                "ingest",
+                "dataset",
+                str(small_dataset),
+                "--seller-domain",
+                "other.com",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert other.returncode == 0 and "running workers" in other.stderr  # a mismatch is said
     finally:
         os.kill(up.pid, stop_signal)
         up.wait(timeout=60)
-    assert not settings.bootstrap_file.exists()
+    assert not settings.bootstrap_file.exists() and not settings.seller_domains_file.exists()
     time.sleep(0.5)
     assert [pid for pid in started if alive(pid)] == []
