@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from streams.sources.calendar import parse_calendar
 from streams.sources.dataset import Rejection, SourceRecord
+from tests.sources.strategies import json_documents
 
 ICS = b"""BEGIN:VCALENDAR
 VERSION:2.0
@@ -138,37 +139,26 @@ def test_graph_and_google_event_json(tmp_path: Path) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.recursive(
-        st.none() | st.booleans() | st.integers() | st.text(max_size=30),
-        lambda inner: (
-            st.lists(inner, max_size=4)
-            | st.dictionaries(
-                st.sampled_from(
-                    [
-                        "value",
-                        "items",
-                        "iCalUId",
-                        "iCalUID",
-                        "start",
-                        "end",
-                        "dateTime",
-                        "date",
-                        "organizer",
-                        "attendees",
-                        "email",
-                        "emailAddress",
-                        "address",
-                        "status",
-                        "sequence",
-                        "isCancelled",
-                        "x",
-                    ]
-                ),
-                inner,
-                max_size=5,
-            )
-        ),
-        max_leaves=25,
+    json_documents(
+        [
+            "value",
+            "items",
+            "iCalUId",
+            "iCalUID",
+            "start",
+            "end",
+            "dateTime",
+            "date",
+            "organizer",
+            "attendees",
+            "email",
+            "emailAddress",
+            "address",
+            "status",
+            "sequence",
+            "isCancelled",
+            "x",
+        ]
     )
 )
 def test_arbitrary_event_json_never_raises(document: object) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from streams.sources.dataset import Rejection, SourceRecord
 from streams.sources.mail import normalised_subject, parse_message, read_mail
+from tests.sources.strategies import json_documents
 
 SECRET = "TOKEN-7f3a9c-never-leaves"
 
@@ -157,33 +158,22 @@ def test_gmail_and_graph_json_messages(tmp_path: Path) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.recursive(
-        st.none() | st.booleans() | st.integers() | st.text(max_size=30),
-        lambda inner: (
-            st.lists(inner, max_size=4)
-            | st.dictionaries(
-                st.sampled_from(
-                    [
-                        "payload",
-                        "headers",
-                        "name",
-                        "value",
-                        "internetMessageId",
-                        "sentDateTime",
-                        "from",
-                        "emailAddress",
-                        "address",
-                        "toRecipients",
-                        "messages",
-                        "value",
-                        "x",
-                    ]
-                ),
-                inner,
-                max_size=5,
-            )
-        ),
-        max_leaves=25,
+    json_documents(
+        [
+            "payload",
+            "headers",
+            "name",
+            "value",
+            "internetMessageId",
+            "sentDateTime",
+            "from",
+            "emailAddress",
+            "address",
+            "toRecipients",
+            "messages",
+            "value",
+            "x",
+        ]
     )
 )
 def test_arbitrary_json_messages_give_records_or_rejections(document: object) -> None:
