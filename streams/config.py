@@ -99,6 +99,7 @@ class Settings:
     broker_session_timeout_s: float = 10.0
     broker_rebalance_timeout_s: float = 6.0
     app_id: str = "rapport"
+    scoring_profile: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -124,6 +125,9 @@ class Settings:
                 env, "RAPPORT_BROKER_REBALANCE_TIMEOUT_S", 6.0 if embedded else 60.0, 1.0
             ),
             app_id=env.get("RAPPORT_APP_ID", "").strip() or "rapport",
+            scoring_profile=Path(p).expanduser().resolve()
+            if (p := env.get("RAPPORT_SCORING_PROFILE", "").strip())
+            else None,
         )
 
     def with_seller_domains(self, domains: tuple[str, ...] | list[str]) -> Settings:
@@ -166,4 +170,6 @@ class Settings:
         }
         if self.kafka_bootstrap:
             env["RAPPORT_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
+        if self.scoring_profile:
+            env["RAPPORT_SCORING_PROFILE"] = str(self.scoring_profile)
         return env

@@ -42,7 +42,8 @@ from streams.contracts import ContractError, Envelope, decode, format_time, make
 from streams.deadletters import dead_letter, rejected_row
 from streams.identity.resolver import Resolver
 from streams.runtime.status import WorkerStatus
-from streams.scoring.scorer import BatchResult, flush_accounts, score_batch
+from streams.scoring.profile import Profile, load_profile
+from streams.scoring.scorer import BatchResult, flush_accounts, flushable, score_batch
 from streams.sinks.warehouse import Sink
 
 log = logging.getLogger(__name__)
@@ -124,13 +125,14 @@ class ScoreLoop:
 
     idle_flush_s: float
     last_event: dict[int, float] = field(default_factory=dict)  # partition -> wall time
-    pending: dict[str, int] | None = None  # account -> pending events; None until first scan
+    pending: dict[str, int] | None = None  # account -> what a flush would settle; None until first scan
 
-    def note(self, states: dict[str, Any]) -> None:
+    def note(self, states: dict[str, Any], profile: Profile) -> None:
         if self.pending is None:
             return
+        now = time.time()
         for account_id, state in states.items():
-            count = len(state.pending)
+            count = flushable(state.to_dict(), now, profile)
             if count:
                 self.pending[account_id] = count
             else:
@@ -174,6 +176,7 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
     scores = app.topic(TOPIC_SCORES, value_serializer="raw", key_serializer="raw")
     states = app.Table("account-state", partitions=settings.partitions)  # json keys and values
     resolver = Resolver(settings.seller_domains)
+    profile = load_profile(settings.scoring_profile)
     status = WorkerStatus(settings.status_file)
     loop = ScoreLoop(idle_flush_s)
     sink: Sink | None = None
@@ -256,7 +259,7 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
                 anchor[account_id] = event
                 records.append((account_id, envelope))
             with PartitionedTable(states, stream, anchor) as table:
-                result = score_batch(records, table, settings.allowed_lateness_s)
+                result = score_batch(records, table, settings.allowed_lateness_s, profile)
                 flushed = _flush_idle(ticks, now, table)
             status.count("idle_flushes", len(flushed.states))
             letters.extend(
@@ -275,7 +278,7 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
             with PartitionedTable(states, stream, anchor) as table:
                 for account_id, state in new_states.items():
                     table.set(account_id, state.to_dict())
-            loop.note(new_states)
+            loop.note(new_states, profile)
             for row in _latest_health(rows.get("account_health", [])):
                 await scores.send(key=row["account_id"].encode(), value=health_envelope(row).to_bytes())
             status.count("events", len(records))
@@ -296,11 +299,11 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
         if not idle:
             return BatchResult()
         if loop.pending is None:  # first tick since start: find pending accounts once
-            loop.pending = {k: len(v.get("pending") or []) for k, v in states.items() if v.get("pending")}
+            loop.pending = {k: n for k, v in states.items() if (n := flushable(v, now, profile))}
         due = [a for a in loop.pending if partition_of(a, settings.partitions) in idle]
         for account_id in due:
             table.anchors[account_id] = ticks[partition_of(account_id, settings.partitions)]
-        return flush_accounts(due, table)
+        return flush_accounts(due, table, profile, now)
 
     @app.agent(deadletter, concurrency=1)
     async def deadletters(agent_stream: faust.StreamT) -> Any:

@@ -7,6 +7,7 @@ so replay and live give the same rows for the same input.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from streams.config import TOPIC_INTERACTIONS, TOPIC_RAW, Settings
 from streams.contracts import ContractError, Envelope
 from streams.deadletters import dead_letter, rejected_row
 from streams.identity.resolver import Resolver
+from streams.scoring.profile import load_profile
 from streams.scoring.scorer import flush_accounts, score_batch
 from streams.sinks.warehouse import Client, Sink, connect, migrate
 from streams.sources.dataset import Rejection, SourceRecord
@@ -42,6 +44,7 @@ def replay(
     migrate(client)
     sink = Sink(client)
     resolver = Resolver(settings.seller_domains)
+    profile = load_profile(settings.scoring_profile)
     states: dict[str, dict[str, Any]] = {}
     summary = ReplaySummary()
     batch: list[tuple[str, Envelope]] = []
@@ -54,7 +57,7 @@ def replay(
         summary.rows.update(sink.write_now(rows, origin).rows)
 
     def flush_batch() -> None:
-        result = score_batch(batch, states, settings.allowed_lateness_s)
+        result = score_batch(batch, states, settings.allowed_lateness_s, profile)
         rows = result.rows
         rejected.extend(
             rejected_row(dead_letter(TOPIC_INTERACTIONS, "score", reason, env.to_bytes()))
@@ -86,7 +89,9 @@ def replay(
             flush_batch()
     if batch or rejected:
         flush_batch()
-    final = flush_accounts(list(states), states)
+    # Value windows still open at the end close if their end has passed on the clock, exactly
+    # as the live worker's idle timer closes them.
+    final = flush_accounts(list(states), states, profile, now=time.time())
     if final.rows:
         write(final.rows, "flush")
     return summary

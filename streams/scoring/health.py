@@ -1,64 +1,113 @@
-"""Account health from account state: engaged contacts, recent intensity, reciprocity.
+"""Account health and depth from account state: the row written once per account per day.
 
-A first, deliberately small model (see docs/scoring.md): every signal is bounded, weighted and
-explained, and the row is a pure function of the state, so live and replay agree.
+Every signal is bounded (value / target, capped at 1), weighted by the profile and explained;
+the row is a pure function of the state and a moment, so live and replay agree.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from streams.scoring.profile import Profile
+from streams.scoring.profile import DAY, Profile
 
 if TYPE_CHECKING:
     from streams.scoring.state import AccountState
 
+TIERS = ("healthy", "watch", "at_risk", "disengaged")
+
 
 def tier_for(score: float, profile: Profile) -> str:
-    if score >= profile.tier_healthy:
+    h = profile.health
+    if score >= h.tier_healthy:
         return "healthy"
-    if score >= profile.tier_watch:
+    if score >= h.tier_watch:
         return "watch"
-    if score >= profile.tier_at_risk:
+    if score >= h.tier_at_risk:
         return "at_risk"
     return "disengaged"
 
 
-def account_health(state: AccountState, now: float, profile: Profile) -> dict[str, Any]:
-    """The health row for the day of ``now`` (the event time of the last settled event)."""
-    since = now - profile.engaged_window_s
-    engaged = sorted(
-        c for c, t_in in state.last_in.items() if t_in >= since and state.last_out.get(c, 0.0) >= since
+def engaged_contacts(state: AccountState, now: float, profile: Profile) -> list[str]:
+    """Buyer contacts with two-way contact (they wrote, and were written to) within the window."""
+    since = now - profile.health.engaged_window_days * DAY
+    return sorted(
+        c
+        for c, t_in in state.last_in.items()
+        if since <= t_in <= now and since <= state.last_out.get(c, 0.0) <= now
     )
-    decay = math.pow(2.0, -(now - state.decayed_at) / profile.intensity_half_life_s)
-    intensity = state.intensity * decay
-    reciprocity = state.inbound / state.intensity if state.intensity > 0 else 0.0
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    """A share, or None when there is too little evidence to say (scored at half credit)."""
+    return numerator / denominator if denominator >= 1.0 else None
+
+
+def _signal(value: float | None, target: float, weight: float) -> dict[str, Any]:
+    share = 0.5 if value is None else min(max(value, 0.0) / target, 1.0) if target > 0 else 1.0
+    return {
+        "value": None if value is None else round(value, 3),
+        "target": target,
+        "weight": weight,
+        "contribution": round(weight * share, 3),
+    }
+
+
+def account_health(state: AccountState, now: float, profile: Profile, version: int) -> dict[str, Any]:
+    """The health row for the day of ``now``."""
+    h, d = profile.health, profile.depth
+    since = now - h.engaged_window_days * DAY
+    engaged = engaged_contacts(state, now, profile)
+    roles = [state.contacts.get(c, ["", "", 1]) for c in engaged]
+    seniorities = {r[0] for r in roles if r[0]}
+    departments = {r[1] for r in roles if r[1]}
+    sellers = sorted(s for s, t in state.sellers.items() if since <= t <= now)
+    decayed = state.decayed(now, profile)
     signals = {
-        "engaged_contacts": (len(engaged), profile.engaged_target, profile.weight_engaged),
-        "intensity": (intensity, profile.intensity_target, profile.weight_intensity),
-        "reciprocity": (reciprocity, profile.reciprocity_target, profile.weight_reciprocity),
+        "engaged_contacts": _signal(len(engaged), h.target_engaged_contacts, h.weight_engaged_contacts),
+        "seniority_coverage": _signal(
+            len(seniorities), h.target_seniority_coverage, h.weight_seniority_coverage
+        ),
+        "function_coverage": _signal(
+            len(departments), h.target_function_coverage, h.weight_function_coverage
+        ),
+        "reciprocity": _signal(
+            _ratio(decayed["inbound"], decayed["total"]), h.target_reciprocity, h.weight_reciprocity
+        ),
+        "responsiveness": _signal(
+            _ratio(decayed["answered"], decayed["sent"]), h.target_responsiveness, h.weight_responsiveness
+        ),
+        "intensity": _signal(decayed["intensity"], h.target_intensity, h.weight_intensity),
+        "seller_coverage": _signal(len(sellers), h.target_seller_coverage, h.weight_seller_coverage),
+        "recent_value": _signal(
+            _ratio(decayed["value_sum"], decayed["value_n"]), h.target_recent_value, h.weight_recent_value
+        ),
     }
-    contributions = {
-        name: round(weight * min(value / target, 1.0), 3) for name, (value, target, weight) in signals.items()
-    }
-    score = round(min(100.0, max(0.0, sum(contributions.values()))), 3)
-    tier = tier_for(score, profile)
+    score = round(min(100.0, max(0.0, sum(s["contribution"] for s in signals.values()))), 3)
+    depth_parts = (
+        (d.weight_engaged_contacts, len(engaged) / d.target_engaged_contacts),
+        (d.weight_seniority_coverage, len(seniorities) / h.target_seniority_coverage),
+        (d.weight_function_coverage, len(departments) / h.target_function_coverage),
+        (d.weight_seller_coverage, len(sellers) / h.target_seller_coverage),
+    )
+    total = sum(w for w, _ in depth_parts) or 1.0
+    depth = round(100.0 * sum(w * min(share, 1.0) for w, share in depth_parts) / total, 3)
+    day = int(now // DAY)
+    before = state.score_on_or_before(day - int(h.trend_days))
+    trend = round(score - before, 3) if before is not None else 0.0
+    gap_name, gap = max(
+        ((name, s["weight"] - s["contribution"]) for name, s in signals.items()), key=lambda x: (x[1], x[0])
+    )
+    top = signals[gap_name]
+    top_reason = f"{gap_name}: {top['value']} of {top['target']}" if gap > 0 else ""
     explanation = {
-        "signals": {
-            name: {
-                "value": round(value, 3),
-                "target": target,
-                "weight": weight,
-                "contribution": contributions[name],
-            }
-            for name, (value, target, weight) in signals.items()
-        },
-        "engaged": engaged,
-        "sellers_engaged": sorted(s for s, t in state.sellers.items() if t >= since),
+        "signals": signals,
+        "engaged": engaged[:20],
+        "sellers_engaged": sellers,
+        "trend_30d": trend,
+        "depth": {"seniorities": sorted(seniorities), "departments": sorted(departments)},
         "events": state.recent,
         "interactions": state.interactions,
         "automated_excluded": state.automated,
@@ -67,10 +116,17 @@ def account_health(state: AccountState, now: float, profile: Profile) -> dict[st
         "account_id": state.account_id,
         "as_of": datetime.fromtimestamp(now, UTC).date(),
         "score": score,
-        "tier": tier,
-        "depth": float(len(engaged)),
+        "tier": tier_for(score, profile),
+        "depth": depth,
         "engaged_contacts": len(engaged),
         "explanation": orjson.dumps(explanation, option=orjson.OPT_SORT_KEYS).decode(),
         "model_version": profile.model_version,
-        "version": state.settled,
+        "version": version,
+        "trend_30d": trend,
+        "seniority_coverage": len(seniorities),
+        "function_coverage": len(departments),
+        "sellers_engaged": len(sellers),
+        "coverage": sorted({f"{r[0] or 'unknown'}:{r[1] or 'unknown'}" for r in roles}),
+        "last_touch": datetime.fromtimestamp(max(state.last_touch, 0.0), UTC),
+        "top_reason": top_reason,
     }

@@ -8,12 +8,13 @@ written, so a crash in between replays the batch instead of losing its rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from streams.contracts import Envelope
-from streams.scoring.profile import DEFAULT, Profile
+from streams.scoring.profile import DAY, DEFAULT, Profile
 from streams.scoring.state import AccountState
 
 
@@ -64,15 +65,25 @@ def score_batch(
     return result
 
 
-def flush_accounts(account_ids: Iterable[str], stored: StateStore, profile: Profile = DEFAULT) -> BatchResult:
-    """Settle everything pending for these accounts (idle timer, or end of a replay)."""
+def flushable(state: Mapping[str, Any], now: float, profile: Profile = DEFAULT) -> int:
+    """How much a flush at ``now`` would settle: pending events plus value windows that ended."""
+    window = profile.value.response_window_days * DAY
+    ended = sum(1 for v in (state.get("open_values") or {}).values() if v["at"] + window < now)
+    return len(state.get("pending") or []) + ended
+
+
+def flush_accounts(
+    account_ids: Iterable[str], stored: StateStore, profile: Profile = DEFAULT, now: float = math.inf
+) -> BatchResult:
+    """Settle everything pending for these accounts and close the value windows that ended
+    before ``now``: the clock on the live idle timer, infinity at the end of a replay."""
     result = BatchResult()
     for account_id in account_ids:
         saved = stored.get(account_id)
-        if not saved or not saved.get("pending"):
+        if not saved or not flushable(saved, now, profile):
             continue
         state = AccountState.from_dict(saved)
-        for table, row in state.flush(profile):
+        for table, row in state.flush(profile, now):
             result.rows.setdefault(table, []).append(row)
         result.states[account_id] = state
     return result

@@ -1,8 +1,8 @@
 """Per-account state and the one function that advances it: :meth:`AccountState.apply`.
 
-The state is small and bounded: per buyer contact two timestamps, decayed intensity sums,
-and the ids seen within the allowed lateness (so a redelivered event changes nothing). It
-serialises to a plain dict for faust's RocksDB table and for tests.
+The state is small and bounded: per buyer contact a few timestamps and norms, decayed sums,
+open value windows and alerts, and the ids seen within the allowed lateness (so a redelivered
+event changes nothing). It serialises to a plain dict for faust's RocksDB table and for tests.
 
 Every output is a warehouse row (table name + column dict); the same rows come out whether
 events arrive through the live agents or through ``replay``, in any order within the lateness.
@@ -18,10 +18,16 @@ from typing import Any
 import orjson
 
 from streams.contracts import Envelope, parse_time
+from streams.scoring.alerts import contact_left, daily_alerts, event_alerts
 from streams.scoring.health import account_health
-from streams.scoring.profile import DEFAULT, Profile
+from streams.scoring.preparedness import meeting_preparedness
+from streams.scoring.profile import DAY, DEFAULT, Profile
+from streams.scoring.titles import classify_title
+from streams.scoring.value import close_windows, note_outcomes, note_stage_advanced, open_window, opens_window
 
 Row = tuple[str, dict[str, Any]]
+DECAYED = ("total", "intensity", "inbound", "sent", "answered", "value_sum", "value_n")
+MAX_GAP_DAYS = 400  # idle days filled with daily rows between two interactions, at most
 
 
 @dataclass
@@ -31,29 +37,50 @@ class AccountState:
     Events wait in ``pending`` until the account's watermark (max event time seen) minus the
     allowed lateness passes them; they are then settled in event-time order, so the scores do
     not depend on arrival order within the lateness. :meth:`flush` settles everything (end of
-    a replay, or an idle timer in live mode).
+    a replay, or an idle timer in live mode). A day's health row is rewritten while the day is
+    open and finalised (with that day's alerts) when an event of a later day settles.
     """
 
     account_id: str
     watermark: float = 0.0  # max event time seen (epoch seconds)
     settled_until: float = 0.0  # event time of the last settled event
-    settled: int = 0  # events settled; the version of the health rows
+    settled: int = 0  # events settled
     seen: dict[str, float] = field(default_factory=dict)  # event id -> event time, within lateness
     seen_limit: int = 64  # prune ``seen`` when it grows past this (amortised, not per event)
-    pending: list[list[Any]] = field(
-        default_factory=list
-    )  # [at, id, direction, sellers, buyers, status, version]
-    last_out: dict[str, float] = field(default_factory=dict)  # buyer contact -> last seller->buyer
-    last_in: dict[str, float] = field(default_factory=dict)  # buyer contact -> last buyer->seller
+    pending: list[list[Any]] = field(default_factory=list)  # [at, event id, kind, data]
+    late: int = 0
+    listed: bool = False  # an accounts row exists (from the CRM, or a provisional one written here)
+    # buyer side
+    contacts: dict[str, list[Any]] = field(default_factory=dict)  # CRM email -> [seniority, dept, active]
+    last_out: dict[str, float] = field(default_factory=dict)  # buyer -> last seller->buyer
+    last_in: dict[str, float] = field(default_factory=dict)  # buyer -> last buyer->seller
+    last_mail_out: dict[str, list[Any]] = field(default_factory=dict)  # buyer -> [time, id] of seller email
+    cadence: dict[str, list[float]] = field(default_factory=dict)  # buyer -> [first inbound, inbound count]
+    reply_norm: dict[str, list[float]] = field(default_factory=dict)  # buyer -> [typical reply delay s, n]
+    # seller side and CRM
     sellers: dict[str, float] = field(default_factory=dict)  # seller -> last touch
-    intensity: float = 0.0  # decayed count of two-way interactions, as of ``decayed_at``
-    inbound: float = 0.0  # decayed count of buyer-initiated interactions
+    crm_work: dict[str, list[Any]] = field(default_factory=dict)  # seller -> [time, id] of CRM activity
+    internal_work: dict[str, list[Any]] = field(default_factory=dict)  # seller -> [time, id] internal
+    owner: str = ""
+    owner_change: list[Any] = field(default_factory=list)  # [new owner, since] until they make contact
+    opportunities: dict[str, list[str]] = field(default_factory=dict)  # id -> [stage, status]
+    last_meeting: dict[str, Any] = field(default_factory=dict)  # {id, end, buyers, followed}
+    # scores
+    decay: dict[str, float] = field(default_factory=lambda: dict.fromkeys(DECAYED, 0.0))
     decayed_at: float = 0.0
+    open_values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    open_day: int | None = None  # the day whose health row is still provisional
+    first_day: int | None = None  # the day of the first scored interaction
+    day_scores: dict[str, float] = field(default_factory=dict)  # closed day -> score, for the trend
+    last_tier: str | None = None
+    streak: list[str] = field(default_factory=list)  # unanswered seller interactions in a row
+    cancellations: list[list[Any]] = field(default_factory=list)  # [time, id] of recent cancels
+    alerts_open: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alerts_ended: dict[str, float] = field(default_factory=dict)
     interactions: int = 0
     automated: int = 0
-    late: int = 0
+    last_touch: float = 0.0
     recent: list[str] = field(default_factory=list)  # newest settled event ids, for explanations
-    listed: bool = False  # an accounts row exists (from the CRM, or a provisional one written here)
 
     # --- persistence -------------------------------------------------------------------------
 
@@ -74,6 +101,7 @@ class AccountState:
         at = parse_time(envelope.occurred_at).timestamp()
         if envelope.event_id in self.seen:
             return None
+        rows, kind, data = _record(envelope)
         self.seen[envelope.event_id] = at
         self.watermark = max(self.watermark, at)
         if len(self.seen) > self.seen_limit:
@@ -81,97 +109,234 @@ class AccountState:
             keep_from = min(self.watermark - lateness_s, self.settled_until)
             self.seen = {k: t for k, t in self.seen.items() if t >= keep_from}
             self.seen_limit = max(64, 2 * len(self.seen))
-        payload = envelope.payload
-        schema = envelope.schema
-        rows: list[Row] = []
-        if schema == "interaction/1":
-            rows.append(("interactions", interaction_row(envelope)))
-            if not self.listed and payload["match_method"] == "domain" and not payload["automated"]:
-                rows.append(("accounts", provisional_account_row(self.account_id)))
-                self.listed = True
-            # Automated mail is kept and counted but contributes nothing else to the scores.
-            direction = "automated" if payload["automated"] else payload["direction"]
-            item = [
-                at,
-                envelope.event_id,
-                direction,
-                payload["sellers"],
-                payload["buyers"],
-                payload.get("status"),
-                payload.get("version", 0),
-            ]
+        if kind == "interaction" and not self.listed and data["match"] == "domain" and not data["automated"]:
+            rows.append(("accounts", provisional_account_row(self.account_id)))
+            self.listed = True
+        elif kind == "account":
+            self.listed = True
+        if kind:
             if at < self.settled_until:
                 # Later than the allowed lateness: its row is kept, the settled scores are not
                 # rewritten. This also makes a redelivery older than the seen-id window harmless.
                 self.late += 1
             else:
-                bisect.insort(self.pending, item, key=lambda i: (i[0], i[1]))
-        elif schema == "crm_account/1":
-            rows.append(("accounts", account_row(envelope)))
-            self.listed = True
-        elif schema == "crm_contact/1":
-            rows.append(("contacts", contact_row(envelope)))
-        elif schema == "crm_opportunity/1":
-            rows.append(("opportunities", opportunity_row(envelope)))
-        elif schema == "crm_seller/1":
-            rows.append(("sellers", seller_row(envelope)))
+                bisect.insort(self.pending, [at, envelope.event_id, kind, data], key=lambda i: (i[0], i[1]))
         rows.extend(self.settle(self.watermark - lateness_s, profile))
         return rows
 
     def settle(self, horizon: float, profile: Profile = DEFAULT) -> list[Row]:
-        """Settle pending events up to ``horizon`` in event-time order; their health rows."""
+        """Settle pending events up to ``horizon`` in event-time order; the rows they finalise."""
         rows: list[Row] = []
         due = bisect.bisect_right(self.pending, horizon, key=lambda i: i[0])
         if not due:
             return rows
         settling, self.pending = self.pending[:due], self.pending[due:]
-        for n, item in enumerate(settling):
-            self._settle_one(item, profile)
-            self.settled_until = item[0]
-            # One row per day is kept (the last version wins), so only a day's last event writes one.
-            following = settling[n + 1][0] if n + 1 < due else None
-            if following is None or _day(following) != _day(item[0]):
-                rows.append(("account_health", account_health(self, item[0], profile)))
+        for at, event_id, kind, data in settling:
+            self.settled += 1
+            self.settled_until = at
+            if kind == "interaction" and not data["automated"]:
+                self._advance(at, profile, rows)
+            rows.extend(self._settle_one(at, event_id, kind, data, profile))
+        if self.open_day is not None:
+            rows.append(("account_health", self._health(self.settled_until, profile, final=False)))
         return rows
 
-    def flush(self, profile: Profile = DEFAULT) -> list[Row]:
-        """Settle everything pending (end of input, or idle)."""
-        return self.settle(math.inf, profile)
+    def flush(self, profile: Profile = DEFAULT, now: float = math.inf) -> list[Row]:
+        """Settle everything pending and close the value windows that ended before ``now``
+        (the clock when idle; infinity at the end of a replay)."""
+        rows = self.settle(math.inf, profile)
+        closed = close_windows(self, now, profile)
+        rows.extend(("interaction_value", r) for r in closed)
+        if closed and not rows[: -len(closed)] and self.open_day is not None:
+            rows.append(("account_health", self._health(self.settled_until, profile, final=False)))
+        return rows
 
-    def _settle_one(self, item: list[Any], profile: Profile) -> None:
-        at, event_id, direction, sellers, buyers, status, version = item
-        self.settled += 1
-        if direction == "automated":
-            self.automated += 1
-            return
-        if version == 0:
-            self.interactions += 1
-        for seller in sellers:
-            self.sellers[seller] = max(self.sellers.get(seller, 0.0), at)
-        if direction in ("outbound", "mutual"):
-            for buyer in buyers:
-                self.last_out[buyer] = max(self.last_out.get(buyer, 0.0), at)
-        if direction in ("inbound", "mutual"):
-            for buyer in buyers:
-                self.last_in[buyer] = max(self.last_in.get(buyer, 0.0), at)
-        if direction != "internal" and status != "cancelled":
-            self._add_decayed(at, direction == "inbound", profile)
-        self.recent = [event_id, *self.recent][: profile.evidence_ids]
+    # --- time --------------------------------------------------------------------------------
 
-    def _add_decayed(self, at: float, inbound: bool, profile: Profile) -> None:
-        """Exponential decay is order-independent: a late event adds its weight decayed to now."""
-        half = profile.intensity_half_life_s
+    def _advance(self, at: float, profile: Profile, rows: list[Row]) -> None:
+        """Close the days before ``at``'s day (filling idle days) and the value windows before ``at``."""
+        day = int(at // DAY)
+        if self.open_day is not None and day - self.open_day > MAX_GAP_DAYS:
+            self._close_day(self.open_day, profile, rows)
+            self.open_day = day - MAX_GAP_DAYS
+        while self.open_day is not None and self.open_day < day:
+            self._close_day(self.open_day, profile, rows)
+            self.open_day += 1
+        if self.open_day is None:
+            self.open_day = self.first_day = day
+        rows.extend(("interaction_value", r) for r in close_windows(self, at, profile))
+
+    def _close_day(self, day: int, profile: Profile, rows: list[Row]) -> None:
+        end = (day + 1) * DAY - 0.001
+        rows.extend(("interaction_value", r) for r in close_windows(self, end, profile))
+        health = self._health(end, profile, final=True)
+        rows.append(("account_health", health))
+        # Tier and trend alerts wait until the account has a trend's worth of history.
+        settled_in = self.first_day is not None and day - self.first_day >= profile.health.trend_days
+        previous_tier = self.last_tier if settled_in else None
+        rows.extend(("alerts", r) for r in daily_alerts(self, end, health, previous_tier, profile))
+        self.last_tier = health["tier"]
+        self.day_scores[str(day)] = health["score"]
+        keep = day - int(profile.health.trend_days) - 7
+        if len(self.day_scores) > profile.health.trend_days + 14:
+            self.day_scores = {d: s for d, s in self.day_scores.items() if int(d) >= keep}
+
+    def _health(self, now: float, profile: Profile, final: bool) -> dict[str, Any]:
+        # A closed day's row must replace every provisional row of that day: odd versions win.
+        return account_health(self, now, profile, 2 * self.settled + int(final))
+
+    def score_on_or_before(self, day: int) -> float | None:
+        earlier = [int(d) for d in self.day_scores if int(d) <= day]
+        return self.day_scores[str(max(earlier))] if earlier else None
+
+    def decayed(self, now: float, profile: Profile) -> dict[str, float]:
+        factor = math.pow(
+            2.0, -max(now - self.decayed_at, 0.0) / (profile.health.intensity_half_life_days * DAY)
+        )
+        return {k: v * factor for k, v in self.decay.items()}
+
+    def add_decayed(self, at: float, profile: Profile, **amounts: float) -> None:
+        """Exponential decay is order-independent: a late amount adds its weight decayed to now."""
+        half = profile.health.intensity_half_life_days * DAY
         if at >= self.decayed_at:
             factor = math.pow(2.0, -(at - self.decayed_at) / half)
-            self.intensity *= factor
-            self.inbound *= factor
+            self.decay = {k: v * factor for k, v in self.decay.items()}
             self.decayed_at = at
             weight = 1.0
         else:
             weight = math.pow(2.0, -(self.decayed_at - at) / half)
-        self.intensity += weight
-        if inbound:
-            self.inbound += weight
+        for name, amount in amounts.items():
+            self.decay[name] += weight * amount
+
+    def note_reply_delay(self, buyer: str, delay: float) -> None:
+        norm = self.reply_norm.get(buyer)
+        self.reply_norm[buyer] = [delay, 1.0] if not norm else [0.7 * norm[0] + 0.3 * delay, norm[1] + 1]
+
+    # --- one settled event -------------------------------------------------------------------
+
+    def _settle_one(
+        self, at: float, event_id: str, kind: str, data: dict[str, Any], profile: Profile
+    ) -> list[Row]:
+        rows: list[Row] = []
+        if kind == "contact":
+            seniority, department = classify_title(data["title"])
+            was_active = self.contacts.get(data["email"], ["", "", 1])[2]
+            self.contacts[data["email"]] = [seniority, department, int(data["active"])]
+            if was_active and not data["active"]:
+                rows.extend(("alerts", r) for r in contact_left(self, at, event_id, data["email"], profile))
+        elif kind == "opportunity":
+            before = self.opportunities.get(data["id"])
+            status = data["status"]
+            self.opportunities[data["id"]] = [data["stage"], status]
+            if before and before[0] != data["stage"] and status == "open":
+                note_stage_advanced(self, at, event_id, profile)
+        elif kind == "account":
+            if self.owner and data["owner"] and data["owner"] != self.owner:
+                self.owner_change = [data["owner"], at]
+            self.owner = data["owner"] or self.owner
+        elif data["automated"]:
+            self.automated += 1
+        else:
+            rows.extend(self._settle_interaction(at, event_id, data, profile))
+        return rows
+
+    def _settle_interaction(
+        self, at: float, event_id: str, item: dict[str, Any], profile: Profile
+    ) -> list[Row]:
+        rows: list[Row] = []
+        direction, channel, buyers = item["dir"], item["ch"], item["buyers"]
+        if int(item["version"]) == 0:
+            self.interactions += 1
+        if channel == "meeting" and buyers:
+            rows.append(("meeting_preparedness", meeting_preparedness(self, at, event_id, item, profile)))
+        known = self.last_in.keys() | self.last_out.keys()
+        new_buyers = [b for b in buyers if b not in known]
+        note_outcomes(self, at, event_id, item, new_buyers, profile)
+        rows.extend(("alerts", r) for r in event_alerts(self, at, event_id, item, profile))
+        for seller in item["sellers"]:
+            self.sellers[seller] = max(self.sellers.get(seller, 0.0), at)
+        if channel == "crm" and direction == "internal":
+            for seller in item["sellers"]:
+                self.crm_work[seller] = [at, event_id]
+        elif direction == "internal":
+            for seller in item["sellers"]:
+                self.internal_work[seller] = [at, event_id]
+        if direction in ("outbound", "mutual"):
+            for buyer in buyers:
+                self.last_out[buyer] = max(self.last_out.get(buyer, 0.0), at)
+                if channel == "email":
+                    self.last_mail_out[buyer] = [at, event_id]
+        if direction in ("inbound", "mutual"):
+            for buyer in buyers:
+                previous = self.last_in.get(buyer)
+                first, count = self.cadence.get(buyer, [at, 0.0])
+                self.cadence[buyer] = [min(first, at), count + 1]
+                self.last_in[buyer] = max(previous or 0.0, at)
+        if direction == "outbound" and channel == "email" and self.last_meeting.get("followed") is None:
+            meeting = self.last_meeting
+            follow_days = profile.preparedness.follow_up_days * DAY
+            if (
+                meeting
+                and meeting["end"] <= at <= meeting["end"] + follow_days
+                and set(buyers) & set(meeting["buyers"])
+            ):
+                meeting["followed"] = event_id
+        if channel == "meeting" and buyers and item["status"] != "cancelled":
+            end = parse_time(item["detail"]["end"]).timestamp() if item["detail"].get("end") else at
+            if self.last_meeting.get("id") != item["iid"]:
+                self.last_meeting = {"id": item["iid"], "end": end, "buyers": buyers, "followed": None}
+        if direction != "internal" and item["status"] != "cancelled":
+            # Intensity counts what the buyer side does (writes, meets); total counts every touch.
+            buyer_side = direction in ("inbound", "mutual") or channel == "meeting"
+            self.add_decayed(
+                at, profile, total=1.0, intensity=float(buyer_side), inbound=float(direction == "inbound")
+            )
+            self.last_touch = max(self.last_touch, at)
+        if opens_window(item):
+            open_window(self, at, event_id, item)
+        self.recent = [event_id, *self.recent][: profile.evidence_ids]
+        return rows
+
+
+def _record(envelope: Envelope) -> tuple[list[Row], str, dict[str, Any]]:
+    """The rows a record writes at once, and what scoring keeps of it until it settles.
+
+    Reads every field it needs here, so a malformed record fails on arrival (and is reported)
+    instead of later inside :meth:`AccountState.settle`.
+    """
+    p = envelope.payload
+    schema = envelope.schema
+    if schema == "interaction/1":
+        detail = p.get("detail") or {}
+        data = {
+            "iid": p["interaction_id"],
+            "dir": p["direction"],
+            "ch": p["channel"],
+            "sellers": list(p["sellers"]),
+            "buyers": list(p["buyers"]),
+            "status": p.get("status"),
+            "version": int(p.get("version") or 0),
+            "reply_to": p.get("in_reply_to"),
+            "automated": bool(p["automated"]),
+            "match": p["match_method"],
+            "detail": {
+                k: detail[k]
+                for k in ("sender", "organizer", "partstat", "end", "created", "description_length")
+                if k in detail
+            },
+        }
+        return [("interactions", interaction_row(envelope))], "interaction", data
+    if schema == "crm_account/1":
+        return [("accounts", account_row(envelope))], "account", {"owner": p.get("owner") or ""}
+    if schema == "crm_contact/1":
+        data = {"email": p["email"].lower(), "title": p.get("title"), "active": bool(p.get("active", True))}
+        return [("contacts", contact_row(envelope))], "contact", data
+    if schema == "crm_opportunity/1":
+        data = {"id": p["opportunity_id"], "stage": p["stage"], "status": p["status"]}
+        return [("opportunities", opportunity_row(envelope))], "opportunity", data
+    if schema == "crm_seller/1":
+        return [("sellers", seller_row(envelope))], "", {}
+    return [], "", {}
 
 
 def _day(epoch: float) -> int:
@@ -249,6 +414,8 @@ def contact_row(envelope: Envelope) -> dict[str, Any]:
         "account_id": p["account_id"],
         "name": p.get("name") or "",
         "title": p.get("title") or "",
+        "seniority": classify_title(p.get("title"))[0],
+        "department": classify_title(p.get("title"))[1],
         "active": int(p.get("active", True)),
         "source": envelope.source,
         "updated_at": parse_time(p["updated_at"]),

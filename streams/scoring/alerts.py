@@ -1,0 +1,253 @@
+"""Disengagement alerts: raised when a rule's condition starts, resolved when it clears.
+
+An alert is one row per ``alert_id`` (version 1 open, version 2 resolved). The state remembers
+open alerts by ``kind|subject`` (so the same condition never raises twice) and when each ended
+(so a flapping condition waits out the cooldown). Daily rules run when a day closes; event rules
+run as their event settles; both in event-time order, so live and replay raise the same alerts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from streams.scoring.health import TIERS
+from streams.scoring.profile import DAY, Profile
+
+if TYPE_CHECKING:
+    from streams.scoring.state import AccountState
+
+SEVERITY_BY_TIER = {"at_risk": "medium", "disengaged": "high"}
+
+
+def _row(state: AccountState, alert: dict[str, Any], profile: Profile, ended: float | None) -> dict[str, Any]:
+    return {
+        "alert_id": alert["id"],
+        "account_id": state.account_id,
+        "raised_at": datetime.fromtimestamp(alert["raised_at"], UTC),
+        "kind": alert["kind"],
+        "severity": alert["severity"],
+        "reason": alert["reason"],
+        "explanation": orjson.dumps(alert["explanation"], option=orjson.OPT_SORT_KEYS).decode(),
+        "model_version": profile.model_version,
+        "version": 1 if ended is None else 2,
+        "status": "open" if ended is None else "resolved",
+        "subject": alert["subject"],
+        "ended_at": datetime.fromtimestamp(ended or 0.0, UTC),
+    }
+
+
+def raise_alert(
+    state: AccountState,
+    kind: str,
+    subject: str,
+    at: float,
+    severity: str,
+    reason: str,
+    evidence: dict[str, Any],
+    profile: Profile,
+) -> list[dict[str, Any]]:
+    key = f"{kind}|{subject}"
+    if key in state.alerts_open:
+        return []
+    ended = state.alerts_ended.get(key)
+    if ended is not None and at - ended < profile.alerts.cooldown_days * DAY:
+        return []
+    alert_id = hashlib.sha1(f"{state.account_id}|{key}|{at}".encode()).hexdigest()[:20]
+    alert = {
+        "id": alert_id,
+        "raised_at": at,
+        "kind": kind,
+        "subject": subject,
+        "severity": severity,
+        "reason": reason,
+        "explanation": evidence,
+    }
+    state.alerts_open[key] = alert
+    return [_row(state, alert, profile, None)]
+
+
+def resolve_alert(
+    state: AccountState, kind: str, subject: str, at: float, why: str, profile: Profile
+) -> list[dict[str, Any]]:
+    alert = state.alerts_open.pop(f"{kind}|{subject}", None)
+    if alert is None:
+        return []
+    state.alerts_ended[f"{kind}|{subject}"] = at
+    alert["explanation"] = {**alert["explanation"], "resolved_because": why}
+    return [_row(state, alert, profile, at)]
+
+
+def resolve_kind(
+    state: AccountState, kind: str, at: float, why: str, profile: Profile
+) -> list[dict[str, Any]]:
+    rows = []
+    for key in sorted(k for k in state.alerts_open if k.startswith(kind + "|")):
+        rows.extend(resolve_alert(state, kind, key.split("|", 1)[1], at, why, profile))
+    return rows
+
+
+def daily_alerts(
+    state: AccountState, end: float, health: dict[str, Any], previous_tier: str | None, profile: Profile
+) -> list[dict[str, Any]]:
+    """Rules that look at a closed day: tier, trend, silent contacts, threading, CRM owner."""
+    a = profile.alerts
+    rows: list[dict[str, Any]] = []
+    tier, score, trend = health["tier"], health["score"], health["trend_30d"]
+    evidence = {"score": score, "tier": tier, "trend_30d": trend, "top_reason": health["top_reason"]}
+    if tier in SEVERITY_BY_TIER and previous_tier and TIERS.index(tier) > TIERS.index(previous_tier):
+        rows += raise_alert(
+            state,
+            "tier_drop",
+            "",
+            end,
+            SEVERITY_BY_TIER[tier],
+            f"health tier fell from {previous_tier} to {tier} ({score:.0f}); weakest: {health['top_reason']}",
+            {**evidence, "previous_tier": previous_tier, "events": state.recent},
+            profile,
+        )
+    elif tier in ("healthy", "watch"):
+        rows += resolve_kind(state, "tier_drop", end, f"tier back to {tier}", profile)
+    if previous_tier and trend <= -a.health_drop_points:
+        rows += raise_alert(
+            state,
+            "health_drop",
+            "",
+            end,
+            "high",
+            f"health fell {-trend:.0f} points in {profile.health.trend_days:.0f} days to {score:.0f}",
+            {**evidence, "events": state.recent},
+            profile,
+        )
+    elif trend > -a.health_drop_points / 2:
+        rows += resolve_kind(state, "health_drop", end, "health stopped falling", profile)
+    for contact, (first, count) in sorted(state.cadence.items()):
+        if count < a.silent_min_replies or state.contacts.get(contact, ["", "", 1])[2] == 0:
+            continue
+        last = state.last_in.get(contact, end)
+        gap = (last - first) / (count - 1)  # the contact's own long-run cadence
+        silent = end - last
+        limit = max(a.silent_cadence_multiple * gap, a.silent_min_days * DAY)
+        if silent > limit:
+            seniority = state.contacts.get(contact, [""])[0]
+            rows += raise_alert(
+                state,
+                "contact_silent",
+                contact,
+                end,
+                "high" if seniority in ("exec", "senior") else "medium",
+                f"{contact} silent for {silent / DAY:.0f} days; usually writes every {gap / DAY:.1f} days",
+                {
+                    "contact": contact,
+                    "silent_days": round(silent / DAY, 1),
+                    "cadence_days": round(gap / DAY, 2),
+                },
+                profile,
+            )
+    single = health["engaged_contacts"] == 1
+    open_opportunities = sorted(o for o, (_, status) in state.opportunities.items() if status == "open")
+    if single and open_opportunities:
+        rows += raise_alert(
+            state,
+            "single_threaded",
+            "",
+            end,
+            "medium",
+            f"only one engaged buyer contact while {len(open_opportunities)} opportunity(ies) are open",
+            {
+                "engaged": orjson.loads(health["explanation"])["engaged"],
+                "opportunities": open_opportunities[:5],
+            },
+            profile,
+        )
+    elif not single or not open_opportunities:
+        rows += resolve_kind(
+            state, "single_threaded", end, "more contacts engaged or no open opportunity", profile
+        )
+    recent_cancels = [c for c in state.cancellations if end - c[0] <= a.cancellation_days * DAY]
+    if not recent_cancels:
+        rows += resolve_kind(state, "cancellations", end, "no recent cancellations", profile)
+    if state.owner_change:
+        owner, since = state.owner_change
+        touched = state.sellers.get(owner, 0.0) >= since
+        if touched:
+            rows += resolve_kind(state, "owner_no_contact", end, f"{owner} made contact", profile)
+            state.owner_change = []
+        elif end - since > a.owner_grace_days * DAY:
+            rows += raise_alert(
+                state,
+                "owner_no_contact",
+                owner,
+                end,
+                "low",
+                f"owner changed to {owner} {(end - since) / DAY:.0f} days ago; no contact from them since",
+                {"new_owner": owner, "since": since},
+                profile,
+            )
+    return rows
+
+
+def event_alerts(
+    state: AccountState, at: float, event_id: str, item: dict[str, Any], profile: Profile
+) -> list[dict[str, Any]]:
+    """Rules that fire on an event: unanswered outreach streaks and meeting cancellations."""
+    a = profile.alerts
+    rows: list[dict[str, Any]] = []
+    if item["dir"] == "outbound" and item["ch"] in ("email", "meeting") and item["status"] != "cancelled":
+        state.streak = [*state.streak, event_id][-int(a.unanswered_streak) * 2 :]
+        if len(state.streak) >= a.unanswered_streak:
+            rows += raise_alert(
+                state,
+                "unanswered_streak",
+                "",
+                at,
+                "medium",
+                f"{len(state.streak)} seller interactions in a row without a buyer answer",
+                {"events": state.streak[-int(a.unanswered_streak) :]},
+                profile,
+            )
+    elif item["dir"] in ("inbound", "mutual"):
+        state.streak = []
+        rows += resolve_kind(state, "unanswered_streak", at, "the buyer answered", profile)
+    if item["ch"] == "meeting" and item["status"] == "cancelled":
+        state.cancellations = [c for c in state.cancellations if at - c[0] <= a.cancellation_days * DAY] + [
+            [at, event_id]
+        ]
+        if len(state.cancellations) >= a.cancellations:
+            rows += raise_alert(
+                state,
+                "cancellations",
+                "",
+                at,
+                "medium",
+                f"{len(state.cancellations)} meetings cancelled within {a.cancellation_days:.0f} days",
+                {"events": [c[1] for c in state.cancellations]},
+                profile,
+            )
+    if item["dir"] in ("inbound", "mutual"):
+        for buyer in item["buyers"]:
+            rows += resolve_alert(state, "contact_silent", buyer, at, "the contact wrote again", profile)
+    return rows
+
+
+def contact_left(
+    state: AccountState, at: float, event_id: str, contact: str, profile: Profile
+) -> list[dict[str, Any]]:
+    """The CRM marks an engaged buyer contact inactive: they most likely left the company."""
+    since = at - profile.health.engaged_window_days * DAY
+    if state.last_in.get(contact, 0.0) < since:
+        return []
+    seniority = state.contacts.get(contact, [""])[0]
+    return raise_alert(
+        state,
+        "contact_left",
+        contact,
+        at,
+        "high" if seniority in ("exec", "senior") else "medium",
+        f"engaged contact {contact} is inactive in the CRM (left or changed role)",
+        {"contact": contact, "events": [event_id]},
+        profile,
+    )
