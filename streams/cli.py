@@ -286,3 +286,57 @@ def warehouse_query(sql: str, as_json: bool) -> None:
     for row in result.result_rows:
         table.add_row(*(str(v) for v in row))
     Console().print(table)
+
+
+@main.group()
+def explain() -> None:
+    """Why an account or a meeting scores what it does (from the warehouse)."""
+
+
+def _explain(kind: str, key: str, since: datetime | None, as_json: bool) -> None:
+    from streams.sinks.warehouse import connect, migrate
+    from streams.views.explain import (
+        ViewError,
+        account_explanation,
+        meeting_explanation,
+        render_account,
+        render_meeting,
+    )
+
+    client = connect(Settings.from_env().warehouse_url)
+    try:
+        migrate(client)  # an empty or older warehouse answers "nothing yet", not a missing table
+        if kind == "account":
+            view = account_explanation(client, key, since.date() if since else None)
+        else:
+            view = meeting_explanation(client, key)
+    except ViewError as exc:
+        console.print(f"[red]rapport: {exc}")
+        sys.exit(1)
+    finally:
+        client.close()
+    if as_json:
+        click.echo(orjson.dumps(view, default=str).decode())
+    elif kind == "account":
+        render_account(view, Console())
+    else:
+        render_meeting(view, Console())
+
+
+@explain.command("account")
+@click.argument("account_id")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Also say what moved since DATE.")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as one JSON object.")
+@friendly_errors
+def explain_account(account_id: str, since: datetime | None, as_json: bool) -> None:
+    """Signals, contributions, evidence and alerts behind an account's health."""
+    _explain("account", account_id, since, as_json)
+
+
+@explain.command("meeting")
+@click.argument("meeting_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as one JSON object.")
+@friendly_errors
+def explain_meeting(meeting_id: str, as_json: bool) -> None:
+    """Which preparation signals a meeting had, and which it lacked."""
+    _explain("meeting", meeting_id, None, as_json)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import orjson
 from click.testing import CliRunner
 
 from streams.cli import main
@@ -45,3 +47,35 @@ def test_worker_without_bootstrap_says_what_to_do(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "rapport up" in str(result.exception) + result.output
+
+
+def test_explain_account_and_meeting_after_a_replay(small_dataset: Path, tmp_path: Path) -> None:
+    """The real command in a subprocess (chDB allows one open folder per process)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RAPPORT_HOME": str(tmp_path), "RAPPORT_SELLER_DOMAINS": "demo-seller.com"}
+
+    def rapport(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streams", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    assert rapport("replay", str(small_dataset)).returncode == 0
+    found = rapport(
+        "warehouse",
+        "query",
+        "SELECT account_id, meeting_id FROM rapport.meeting_preparedness FINAL ORDER BY meeting_id LIMIT 1",
+        "--json",
+    )
+    row = orjson.loads(found.stdout.strip().splitlines()[0])
+    account = rapport("explain", "account", row["account_id"], "--since", "2025-08-01", "--json")
+    view = orjson.loads(account.stdout)
+    assert (
+        view["account_id"] == row["account_id"] and view["signals"] and view["since"]["date"] == "2025-08-01"
+    )
+    meeting = rapport("explain", "meeting", row["meeting_id"])
+    assert meeting.returncode == 0 and "preparedness" in meeting.stdout and "lead_time" in meeting.stdout
+    missing = rapport("explain", "account", "no-such-account.example")
+    assert missing.returncode == 1
+    assert "no health scores for account 'no-such-account.example'" in missing.stderr

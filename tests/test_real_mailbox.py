@@ -78,7 +78,7 @@ def test_no_public_suffix_or_free_mail_or_seller_domain_is_an_account(warehouse:
 
 
 def test_ingesting_twice_changes_no_count(warehouse: Any, mailbox_path: Path) -> None:
-    tables = ("interactions", "account_health", "rejected_events")
+    tables = ("interactions", "account_health", "interaction_value", "alerts", "rejected_events")
     before = {t: query(warehouse, f"SELECT count() FROM rapport.{t} FINAL")[0][0] for t in tables}
     settings = Settings.from_env({"RAPPORT_HOME": "/nonexistent", "RAPPORT_SELLER_DOMAINS": "enron.com"})
     replay(read_sources([mailbox_path]), settings, client=warehouse)
@@ -101,3 +101,37 @@ def test_domain_accounts_are_listed_as_provisional(warehouse: Any) -> None:
 def test_automated_only_senders_are_not_listed_as_accounts(warehouse: Any) -> None:
     listed = {a for (a,) in query(warehouse, "SELECT account_id FROM rapport.accounts FINAL")}
     assert "adversend.com" not in listed and "quote.com" not in listed
+
+
+def test_explain_works_for_the_top_accounts_and_none_is_an_automated_sender(warehouse: Any) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from streams.views.explain import account_explanation, render_account
+
+    top = [
+        a
+        for (a,) in query(
+            warehouse,
+            "SELECT account_id FROM rapport.account_health FINAL GROUP BY account_id "
+            "ORDER BY argMax(score, as_of) DESC, account_id LIMIT 5",
+        )
+    ]
+    assert len(top) == 5
+    automated_only = {
+        a
+        for (a,) in query(
+            warehouse,
+            "SELECT account_id FROM rapport.interactions FINAL GROUP BY account_id HAVING min(automated) = 1",
+        )
+    }
+    assert automated_only, "the mailbox has newsletter senders"
+    assert not set(top) & automated_only
+    for account in top:
+        view = account_explanation(warehouse, account)
+        assert 0 <= view["score"] <= 100 and view["signals"]
+        assert view["evidence"], f"{account}: the explanation cites the interactions behind it"
+        out = StringIO()
+        render_account(view, Console(file=out, width=120))
+        assert account in out.getvalue() and "engaged_contacts" in out.getvalue()

@@ -41,8 +41,8 @@ def engaged_contacts(state: AccountState, now: float, profile: Profile) -> list[
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
-    """A share, or None when there is too little evidence to say (scored at half credit)."""
-    return numerator / denominator if denominator >= 1.0 else None
+    """A share, or None when there is too little recent evidence to say (scored at half credit)."""
+    return numerator / denominator if denominator >= 0.25 else None
 
 
 def _signal(value: float | None, target: float, weight: float) -> dict[str, Any]:

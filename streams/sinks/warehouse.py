@@ -64,6 +64,8 @@ class Client(Protocol):
         settings: Any = None,
     ) -> Any: ...
 
+    def close(self) -> None: ...
+
 
 def connect(url: str) -> Client:
     """A client for ``chdb:///path`` (creates the folder) or ``http(s)://…`` ClickHouse."""

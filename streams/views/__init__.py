@@ -1,0 +1,1 @@
+"""Read side: what people look at, straight from the warehouse."""

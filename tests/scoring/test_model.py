@@ -1,0 +1,231 @@
+"""The scoring model on small hand-built histories: each rule does what docs/scoring.md says."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.contracts import Envelope, format_time, make
+from streams.scoring.profile import DEFAULT
+from streams.scoring.scorer import flush_accounts, score_batch
+from streams.sinks.warehouse import collapse
+
+T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+SELLER = "sam@seller.com"
+ACCOUNT = "buyer.com"
+
+
+class History:
+    """Builds canonical records for one account, in the shape the resolver emits."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, Envelope]] = []
+        self.n = 0
+
+    def _add(self, schema: str, at: datetime, payload: dict[str, Any]) -> str:
+        self.n += 1
+        event_id = f"e{self.n:04d}"
+        self.records.append((ACCOUNT, make(schema, event_id, "test", format_time(at), payload)))
+        return event_id
+
+    def email(self, at: datetime, sender: str, buyers: list[str], reply_to: str | None = None) -> str:
+        outbound = sender == SELLER
+        message_id = f"<m{self.n + 1}@x>"
+        self._add(
+            "interaction/1",
+            at,
+            {
+                "interaction_id": f"email:{message_id}",
+                "account_id": ACCOUNT,
+                "occurred_at": format_time(at),
+                "channel": "email",
+                "direction": "outbound" if outbound else "inbound",
+                "sellers": [SELLER],
+                "buyers": buyers,
+                "automated": False,
+                "match_method": "domain",
+                "match_confidence": 0.8,
+                "source_event_id": f"src{self.n}",
+                "in_reply_to": reply_to,
+                "detail": {"sender": sender},
+            },
+        )
+        return message_id
+
+    def meeting(
+        self, start: datetime, buyers: list[str], created: datetime, description: int = 0, **kw: Any
+    ) -> str:
+        uid = f"mtg{self.n + 1}"
+        self._add(
+            "interaction/1",
+            start,
+            {
+                "interaction_id": f"meeting:{uid}",
+                "account_id": ACCOUNT,
+                "occurred_at": format_time(start),
+                "channel": "meeting",
+                "kind": "meeting",
+                "direction": "outbound",
+                "sellers": [SELLER],
+                "buyers": buyers,
+                "automated": False,
+                "match_method": "domain",
+                "match_confidence": 0.8,
+                "source_event_id": f"src{self.n}",
+                "version": kw.get("sequence", 0),
+                "status": kw.get("status", "confirmed"),
+                "detail": {
+                    "organizer": SELLER,
+                    "partstat": {b: kw.get("partstat", "ACCEPTED") for b in buyers},
+                    "end": format_time(start + timedelta(hours=1)),
+                    "created": format_time(created),
+                    "description_length": description,
+                },
+            },
+        )
+        return f"meeting:{uid}"
+
+    def crm_note(self, at: datetime) -> str:
+        return self._add(
+            "interaction/1",
+            at,
+            {
+                "interaction_id": f"crm:note{self.n + 1}",
+                "account_id": ACCOUNT,
+                "occurred_at": format_time(at),
+                "channel": "crm",
+                "kind": "note",
+                "direction": "internal",
+                "sellers": [SELLER],
+                "buyers": [],
+                "automated": False,
+                "match_method": "crm",
+                "match_confidence": 1.0,
+                "source_event_id": f"src{self.n}",
+            },
+        )
+
+    def contact(self, at: datetime, email: str, title: str, active: bool = True) -> str:
+        return self._add(
+            "crm_contact/1",
+            at,
+            {
+                "contact_id": email,
+                "account_id": ACCOUNT,
+                "email": email,
+                "name": email,
+                "title": title,
+                "active": active,
+                "updated_at": format_time(at),
+            },
+        )
+
+    def rows(self) -> dict[str, list[dict[str, Any]]]:
+        ordered = sorted(self.records, key=lambda r: (r[1].occurred_at, r[1].event_id))
+        stored: dict[str, Any] = {}
+        result = score_batch(ordered, stored, 3600.0)
+        assert not result.failed
+        stored.update({k: s.to_dict() for k, s in result.states.items()})
+        rows = result.rows
+        for table, more in flush_accounts(list(stored), stored).rows.items():
+            rows.setdefault(table, []).extend(more)
+        return {table: collapse(table, r) for table, r in rows.items()}
+
+
+def test_a_well_prepared_meeting_scores_very_prepared_and_a_bare_one_lists_what_it_lacked() -> None:
+    h = History()
+    h.contact(T0 - timedelta(days=30), "cfo@buyer.com", "Chief Financial Officer")
+    created = T0
+    start = T0 + timedelta(days=6)
+    h.email(created + timedelta(hours=1), SELLER, ["cfo@buyer.com"])  # agenda mail after the invitation
+    h.crm_note(start - timedelta(days=1))
+    prepared = h.meeting(start, ["cfo@buyer.com"], created, description=400)
+    bare = h.meeting(start + timedelta(days=20), ["new@buyer.com"], start + timedelta(days=20, hours=-2))
+    scores = {r["meeting_id"]: r for r in h.rows()["meeting_preparedness"]}
+    good, poor = scores[prepared], scores[bare]
+    assert good["tier"] == "very_prepared" and good["score"] >= DEFAULT.preparedness.very_prepared
+    assert poor["tier"] == "unprepared"
+    assert {"agenda", "crm_prep", "known_attendees", "follow_up"} <= set(poor["missing"])
+    signals = orjson.loads(good["explanation"])["signals"]
+    assert signals["follow_up"]["applicable"] is False  # a first meeting has no predecessor to follow up
+    assert signals["crm_prep"]["events"], "the CRM note is cited as evidence"
+
+
+def test_value_rewards_the_buyer_answering_and_starts_high_when_the_buyer_writes_first() -> None:
+    h = History()
+    answered = h.email(T0, SELLER, ["ann@buyer.com"])
+    h.email(T0 + timedelta(hours=3), "ann@buyer.com", ["ann@buyer.com"], reply_to=answered)
+    ignored = h.email(T0 + timedelta(days=2), SELLER, ["bob@buyer.com"])
+    asked = h.email(T0 + timedelta(days=20), "ann@buyer.com", ["ann@buyer.com"])
+    values = {r["interaction_id"]: r for r in h.rows()["interaction_value"]}
+    v = DEFAULT.value
+    assert values[f"email:{answered}"]["outcomes"] == ["replied"]
+    assert values[f"email:{answered}"]["score"] == v.base_outbound + v.replied
+    assert (
+        values[f"email:{ignored}"]["score"] == v.base_outbound
+        and values[f"email:{ignored}"]["outcomes"] == []
+    )
+    assert values[f"email:{asked}"]["score"] >= v.base_inbound
+    for row in values.values():
+        assert 0 <= row["score"] <= 100 and orjson.loads(row["explanation"])["base"] in (
+            v.base_outbound,
+            v.base_inbound,
+        )
+
+
+def test_an_unanswered_streak_raises_one_alert_and_the_buyer_answering_resolves_it() -> None:
+    h = History()
+    streak = int(DEFAULT.alerts.unanswered_streak)
+    for n in range(streak + 3):
+        h.email(T0 + timedelta(days=n), SELLER, ["ann@buyer.com"])
+    h.email(T0 + timedelta(days=streak + 5), "ann@buyer.com", ["ann@buyer.com"])
+    alerts = [r for r in h.rows()["alerts"] if r["kind"] == "unanswered_streak"]
+    assert len(alerts) == 1
+    assert alerts[0]["status"] == "resolved" and alerts[0]["ended_at"] > alerts[0]["raised_at"]
+    assert len(orjson.loads(alerts[0]["explanation"])["events"]) == streak
+
+
+def test_an_engaged_contact_leaving_raises_an_alert_but_a_stranger_leaving_does_not() -> None:
+    h = History()
+    h.contact(T0, "champ@buyer.com", "VP Operations")
+    h.contact(T0, "gone@buyer.com", "IT Manager")
+    for n in range(4):
+        h.email(T0 + timedelta(days=7 * n), SELLER, ["champ@buyer.com"])
+        h.email(T0 + timedelta(days=7 * n, hours=5), "champ@buyer.com", ["champ@buyer.com"])
+    h.contact(T0 + timedelta(days=40), "champ@buyer.com", "VP Operations", active=False)
+    h.contact(T0 + timedelta(days=40), "gone@buyer.com", "IT Manager", active=False)
+    left = [r for r in h.rows()["alerts"] if r["kind"] == "contact_left"]
+    assert [r["subject"] for r in left] == ["champ@buyer.com"]
+    assert left[0]["severity"] == "high"  # a senior contact
+
+
+def test_health_rows_fill_idle_days_and_decay_while_the_buyer_is_silent() -> None:
+    h = History()
+    for n in range(10):
+        h.email(T0 + timedelta(days=3 * n), SELLER, ["ann@buyer.com", "bob@buyer.com"])
+        h.email(T0 + timedelta(days=3 * n, hours=2), "ann@buyer.com", ["ann@buyer.com"])
+        h.email(T0 + timedelta(days=3 * n, hours=4), "bob@buyer.com", ["bob@buyer.com"])
+    silence_ends = T0 + timedelta(days=27 + 60)
+    h.email(silence_ends, SELLER, ["ann@buyer.com"])
+    health = sorted(h.rows()["account_health"], key=lambda r: r["as_of"])
+    days = [r["as_of"] for r in health]
+    assert days == [days[0] + timedelta(days=n) for n in range(len(days))], "one row per day, no gaps"
+    engaged = next(r for r in health if r["as_of"] == (T0 + timedelta(days=27)).date())
+    silent = next(r for r in health if r["as_of"] == (silence_ends - timedelta(days=1)).date())
+    assert silent["score"] < engaged["score"] - 15
+    assert silent["trend_30d"] < 0
+    assert any(r["kind"] in ("tier_drop", "health_drop") for r in h.rows()["alerts"])
+
+
+@pytest.mark.parametrize("weight", ["weight_agenda"])
+def test_a_profile_override_changes_scores_and_model_version(tmp_path: Any, weight: str) -> None:
+    from streams.scoring.profile import load_profile
+
+    path = tmp_path / "mine.toml"
+    path.write_text(f'model_version = "mine-1"\n[preparedness]\n{weight} = 0\n')
+    profile = load_profile(path)
+    assert profile.model_version == "mine-1" and profile.preparedness.weight_agenda == 0
+    assert profile.health == DEFAULT.health  # untouched sections keep the defaults
