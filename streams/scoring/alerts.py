@@ -127,6 +127,8 @@ def daily_alerts(
     for contact, (first, count) in sorted(state.cadence.items()):
         if count < a.silent_min_replies or state.contacts.get(contact, ["", "", 1])[2] == 0:
             continue
+        if state.unanswered.get(contact, 0) < a.silent_min_unanswered:
+            continue  # nobody has written to them lately: their silence says nothing
         last = state.last_in.get(contact, end)
         gap = (last - first) / (count - 1)  # the contact's own long-run cadence
         silent = end - last
@@ -139,7 +141,8 @@ def daily_alerts(
                 contact,
                 end,
                 "high" if seniority in ("exec", "senior") else "medium",
-                f"{contact} silent for {silent / DAY:.0f} days; usually writes every {gap / DAY:.1f} days",
+                f"{contact} silent for {silent / DAY:.0f} days despite {state.unanswered[contact]} "
+                f"messages; usually writes every {gap / DAY:.1f} days",
                 {
                     "contact": contact,
                     "silent_days": round(silent / DAY, 1),

@@ -111,6 +111,7 @@ class Alerts(Section):
     silent_cadence_multiple: float = 0
     silent_min_days: float = 0
     silent_min_replies: float = 0
+    silent_min_unanswered: float = 0
     unanswered_streak: float = 0
     cancellations: float = 0
     cancellation_days: float = 0

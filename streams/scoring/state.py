@@ -57,6 +57,7 @@ class AccountState:
     last_mail_out: dict[str, list[Any]] = field(default_factory=dict)  # buyer -> [time, id] of seller email
     cadence: dict[str, list[float]] = field(default_factory=dict)  # buyer -> [first inbound, inbound count]
     reply_norm: dict[str, list[float]] = field(default_factory=dict)  # buyer -> [typical reply delay s, n]
+    unanswered: dict[str, int] = field(default_factory=dict)  # buyer -> seller touches since they last wrote
     # seller side and CRM
     sellers: dict[str, float] = field(default_factory=dict)  # seller -> last touch
     crm_work: dict[str, list[Any]] = field(default_factory=dict)  # seller -> [time, id] of CRM activity
@@ -264,13 +265,17 @@ class AccountState:
         if direction in ("outbound", "mutual"):
             for buyer in buyers:
                 self.last_out[buyer] = max(self.last_out.get(buyer, 0.0), at)
+                self.unanswered[buyer] = self.unanswered.get(buyer, 0) + 1
                 if channel == "email":
                     self.last_mail_out[buyer] = [at, event_id]
         if direction in ("inbound", "mutual"):
             for buyer in buyers:
                 previous = self.last_in.get(buyer)
+                self.unanswered.pop(buyer, None)
                 first, count = self.cadence.get(buyer, [at, 0.0])
-                self.cadence[buyer] = [min(first, at), count + 1]
+                # Cadence counts separate occasions: a burst of replies on one day is one.
+                if previous is None or at - previous >= DAY / 2:
+                    self.cadence[buyer] = [min(first, at), count + 1]
                 self.last_in[buyer] = max(previous or 0.0, at)
         if direction == "outbound" and channel == "email" and self.last_meeting.get("followed") is None:
             meeting = self.last_meeting
