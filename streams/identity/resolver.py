@@ -9,6 +9,7 @@ counted).
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -200,6 +201,25 @@ def can_create_account(address: str) -> bool:
     )
 
 
+def thread_key(email: dict[str, Any], participants: Iterable[str]) -> str:
+    """The thread of a ``raw_email/1`` payload.
+
+    The provider's thread id (Gmail ``threadId``, Graph ``conversationId``), else the first
+    References id (the thread's root), else In-Reply-To. Mail without any of them (most of the
+    Enron mailbox) is threaded by its normalised subject's hash together with the sorted
+    participant set, so that "Re: Pricing" between the same people joins "Pricing"; without a
+    subject a message is its own thread.
+    """
+    references = email.get("references") or []
+    linked = email.get("thread_id") or (references[0] if references else email.get("in_reply_to"))
+    if linked:
+        return str(linked)
+    if not email.get("subject_hash"):
+        return str(email["message_id"])
+    people = ",".join(sorted({normalise_address(a) for a in participants}))
+    return "subject:" + hashlib.sha256(f"{email['subject_hash']}|{people}".encode()).hexdigest()[:32]
+
+
 class Resolver:
     """Places raw envelopes on accounts for one set of seller domains."""
 
@@ -290,7 +310,6 @@ class Resolver:
         automated = self.is_automated(envelope)
         account_id = self._account(buyers, envelope, automated)
         direction = "outbound" if self.is_seller(sender) else "inbound"
-        references = p.get("references") or []
         return self._interaction(
             envelope,
             account_id,
@@ -302,7 +321,7 @@ class Resolver:
             automated=automated,
             match_method="domain",
             match_confidence=DOMAIN_CONFIDENCE,
-            thread_id=p.get("thread_id") or (references[0] if references else p["message_id"]),
+            thread_id=thread_key(p, [*sellers, *buyers]),
             in_reply_to=p.get("in_reply_to"),
             detail={
                 "size_bytes": p.get("size_bytes", 0),
