@@ -1,9 +1,10 @@
 """Read any supported input paths, in event-time order, and tally what was read.
 
 A folder holding ``email.jsonl``/``meeting.jsonl``/``crm.jsonl`` is a dataset (``rapport
-generate``); ``.ics`` files (or folders of them) are calendars; ``.csv`` files (or folders of
-them) are CRM exports; anything else is mail (maildir folders, mbox files, .eml files). Records are sorted
-by event time so that live ingestion and replay see each account's events in the same order.
+generate``); ``.ics`` files (or folders of them) are calendars; ``.csv`` files and JSON change
+feeds (or folders of them) are CRM exports; anything else is mail (maildir folders, mbox files,
+.eml files). Records are sorted by event time so that live ingestion and replay see each
+account's events in the same order.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from streams.contracts import ContractError
 from streams.identity.resolver import Resolver
 from streams.sources.calendar import read_calendars
 from streams.sources.crm import read_crm
+from streams.sources.crm_changes import is_change_file, read_changes
 from streams.sources.dataset import FILES, Rejection, SourceRecord, read_dataset
 from streams.sources.mail import read_mail
 
@@ -32,14 +35,17 @@ def is_calendar(path: Path) -> bool:
 
 
 def is_crm(path: Path) -> bool:
-    return path.suffix.lower() == ".csv" if path.is_file() else any(path.glob("*.csv"))
+    """CSV exports, or JSON whose start looks like a change feed."""
+    if path.is_file():
+        return path.suffix.lower() == ".csv" or is_change_file(path)
+    return any(path.glob("*.csv")) or any(is_change_file(p) for p in path.iterdir() if p.is_file())
 
 
 def _read_files(path: Path, keep_subject: bool, kind: str | None) -> Iterator[SourceRecord | Rejection]:
     if kind == "calendar" or (kind is None and is_calendar(path)):
         return read_calendars(path)
     if kind == "crm" or (kind is None and is_crm(path)):
-        return read_crm(path)
+        return chain(read_crm(path), read_changes(path))
     return read_mail([path], keep_subject)
 
 
