@@ -385,9 +385,8 @@ class Fold:
             elif change.change_type == "UPDATE":
                 if known is None:
                     raise ContractError(
-                        f"{what}: an update carries only its changed fields and this input has no "
-                        f"earlier CREATE of the record; ingest the {change.entity} feed from its "
-                        f"CREATE (or a CREATE event per record as a snapshot) together with it"
+                        f"{what}: no earlier CREATE of the record in this input, and updates carry "
+                        "only changed fields; ingest its CREATE with it"
                     )
                 # Feeds may send every field with null for the unchanged ones: only the fields
                 # named as changed (nulled ones included) and non-null values change the record.
