@@ -462,7 +462,7 @@ def is_change_file(path: Path) -> bool:
     return b'"ChangeEventHeader"' in head or b'"change_type"' in head
 
 
-def read_changes(path: Path) -> Iterator[SourceRecord | Rejection]:
-    """The change files of a folder (or one file), folded together."""
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES) if path.is_dir() else [path]
-    return parse_changes((file.read_bytes(), str(file)) for file in files)
+def change_files(path: Path, sniff: bool) -> list[Path]:
+    """The JSON files of a folder (or the file itself); with ``sniff``, only change feeds."""
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    return [f for f in files if f.suffix.lower() in SUFFIXES and (not sniff or is_change_file(f))]

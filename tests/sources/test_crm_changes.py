@@ -126,6 +126,25 @@ def test_feed_folders_are_read_as_crm_and_add_up(tmp_path: Path) -> None:
         client.close()
 
 
+def test_an_update_in_one_file_merges_onto_a_create_in_another(tmp_path: Path) -> None:
+    later = {
+        "entity": "Contact",
+        "change_type": "UPDATE",
+        "record_ids": ["lee"],
+        "changed_fields": ["Title"],
+        "commit_timestamp": "2026-03-01T00:00:00Z",
+        "fields": {"Title": "CEO"},
+    }
+    (tmp_path / "later.json").write_bytes(orjson.dumps([later]))
+    items = list(read_sources([tmp_path / "later.json", FIXTURES / "flat.jsonl"], kind="crm"))
+    latest = [
+        i for i in items if isinstance(i, SourceRecord) and i.envelope.event_id.startswith("contact:lee:")
+    ]
+    assert latest[-1].envelope.payload["title"] == "CEO"
+    assert latest[-1].envelope.payload["email"] == "lee@acme-labs.io"
+    assert sum(isinstance(i, Rejection) for i in items) == 3  # flat.jsonl's own three
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=2000), st.sampled_from(["fuzz.json", "fuzz.jsonl"]))
 def test_arbitrary_bytes_never_raise(data: bytes, origin: str) -> None:
