@@ -314,6 +314,8 @@ class Fold:
             status = STATUS.get(stage.lower(), "open")
             if record.get("is_closed") is True:
                 status = "won" if record.get("is_won") is True else "lost"
+            elif record.get("status") in ("open", "won", "lost"):
+                status = record["status"]
             amount = record.get("amount")
             payload = {
                 "opportunity_id": record_id,
@@ -382,6 +384,8 @@ class Fold:
                 )
             if change.change_type in ("CREATE", "UNDELETE"):
                 record = {**(known or {}), **change.fields, "deleted": False}
+                if record.get("created_at") is None:  # an opportunity's creation, if not named
+                    record["created_at"] = format_time(change.committed)
             elif change.change_type == "UPDATE":
                 if known is None:
                     raise ContractError(

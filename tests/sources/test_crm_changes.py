@@ -166,7 +166,7 @@ FIELD_KEYS = [
 FLAT_KEYS = ["entity", "change_type", "record_ids", "changed_fields", "commit_timestamp", "fields"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     st.lists(
         st.fixed_dictionaries(
@@ -186,7 +186,7 @@ def test_mutated_change_events_never_raise(events: list[Any]) -> None:
     assert all(isinstance(r, SourceRecord | Rejection) for r in parse_changes([(raw, "fuzz.json")]))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_mutated_fixture_events_never_raise(data: st.DataObject) -> None:
     events = orjson.loads((FIXTURES / "salesforce.json").read_bytes())
