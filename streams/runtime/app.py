@@ -179,7 +179,8 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
     # resolve sees. One changelog partition and a recovery buffer of 1, as faust's GlobalTable
     # docs advise for several workers; use_partitioner because raw has other partition counts.
     # In memory (rebuilt from its changelog at start): workers share one state folder, and each
-    # would lock the same RocksDB files of a global table.
+    # would lock the same RocksDB files of a global table. ("memory://" alone is an empty URL to
+    # faust, which then falls back to the app's RocksDB store.)
     contacts = app.GlobalTable(
         "contact-directory",
         store="memory://directory",
