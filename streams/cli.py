@@ -199,7 +199,11 @@ INGEST_KINDS = {  # command name -> (kind of input, what it reads)
     "dataset": (None, "dataset folders (from `rapport generate`)"),
     "email": ("email", "email: maildir, mbox, .eml, Gmail/Graph message JSON (headers only)"),
     "calendar": ("calendar", "calendars: .ics, Graph or Google event JSON (descriptions only as a length)"),
-    "crm": ("crm", "CRM CSV exports: accounts, sellers, opportunities (mapping: streams/sources/crm.py)"),
+    "crm": (
+        "crm",
+        "CRM CSV exports (accounts, sellers, opportunities; mapping: streams/sources/crm.py) and "
+        "change-data-capture JSON (format: streams/sources/crm_changes.py)",
+    ),
 }
 
 
@@ -227,7 +231,8 @@ for _name, (_kind, _what) in INGEST_KINDS.items():
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on the last line.")
 @friendly_errors
 def replay(paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool) -> None:
-    """Score history (dataset folders, mail) straight into the warehouse, without a broker."""
+    """Score history (dataset folders, mail, calendars, CRM CSV and change feeds) straight into the
+    warehouse, without a broker."""
     from streams.runtime.demo import progress_bar
     from streams.runtime.replay import replay as run_replay
     from streams.sources.reader import read_sources

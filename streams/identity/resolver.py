@@ -1,14 +1,16 @@
 """Identity resolution: a raw envelope becomes canonical records keyed by account.
 
-Stateless and deterministic, so the live agent and replay place every event identically:
-the account of an email or meeting is the registered domain of its buyer-side participants;
-CRM records keep the account id they carry. The seller side is decided by the configured seller
-domains. Automated mail is flagged here (and excluded from scoring downstream, but kept and
-counted).
+Deterministic, so the live agent and replay place every event identically: the account of an
+email or meeting is the CRM account of a buyer who is a known contact (the contact directory,
+:mod:`streams.identity.contacts`, the resolver's only state), else the registered domain of its
+buyer-side participants; CRM records keep the account id they carry. The seller side is decided
+by the configured seller domains. Automated mail is flagged here (and excluded from scoring
+downstream, but kept and counted).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,7 +19,8 @@ from typing import Any
 
 import tldextract
 
-from streams.contracts import ContractError, Envelope
+from streams.contracts import ContractError, Envelope, parse_time
+from streams.identity.contacts import ContactDirectory, normalise_address
 
 AUTOMATED_LOCALPARTS = frozenset(
     {
@@ -80,8 +83,10 @@ def is_bulk_sender(address: str) -> bool:
 
 # Interactions forwarded as they are: CRM entity upserts go to the score agent unchanged.
 CRM_ENTITIES = ("crm_account/1", "crm_contact/1", "crm_opportunity/1")
-DOMAIN_CONFIDENCE = 0.8
-CRM_CONFIDENCE = 1.0
+CRM_CONFIDENCE = 1.0  # CRM records and activities: the CRM names the account
+CONTACT_CONFIDENCE = 0.95  # a buyer address is a known CRM contact of the account
+DOMAIN_CONFIDENCE = 0.8  # the buyers' one corporate domain
+SPLIT_DOMAIN_CONFIDENCE = 0.5  # the most common of several corporate domains among the buyers
 
 
 class ResolveError(ContractError):
@@ -94,15 +99,6 @@ class Resolved:
 
     account_id: str
     envelope: Envelope
-
-
-def normalise_address(address: str) -> str:
-    """Lower-case, drop plus-addressing and repeated dots in the local part."""
-    local, _, domain = address.strip().strip("<>").lower().rpartition("@")
-    local = local.split("+", 1)[0]
-    while ".." in local:
-        local = local.replace("..", ".")
-    return f"{local.strip('.')}@{domain.strip('.')}"
 
 
 def domain_of(address: str) -> str:
@@ -200,11 +196,31 @@ def can_create_account(address: str) -> bool:
     )
 
 
+def thread_key(email: dict[str, Any], participants: Iterable[str]) -> str:
+    """The thread of a ``raw_email/1`` payload.
+
+    The provider's thread id (Gmail ``threadId``, Graph ``conversationId``), else the first
+    References id (the thread's root), else In-Reply-To. Mail without any of them (most of the
+    Enron mailbox) is threaded by its normalised subject's hash together with the sorted
+    participant set, so that "Re: Pricing" between the same people joins "Pricing"; without a
+    subject a message is its own thread.
+    """
+    references = email.get("references") or []
+    linked = email.get("thread_id") or (references[0] if references else email.get("in_reply_to"))
+    if linked:
+        return str(linked)
+    if not email.get("subject_hash"):
+        return str(email["message_id"])
+    people = ",".join(sorted({normalise_address(a) for a in participants}))
+    return "subject:" + hashlib.sha256(f"{email['subject_hash']}|{people}".encode()).hexdigest()[:32]
+
+
 class Resolver:
     """Places raw envelopes on accounts for one set of seller domains."""
 
-    def __init__(self, seller_domains: Iterable[str]) -> None:
+    def __init__(self, seller_domains: Iterable[str], contacts: ContactDirectory | None = None) -> None:
         self.seller_domains = tuple(sorted({d.lower() for d in seller_domains}))
+        self.contacts = contacts or ContactDirectory()
 
     def is_seller(self, address: str) -> bool:
         domain = domain_of(address)
@@ -219,6 +235,8 @@ class Resolver:
             return [self._meeting(envelope)]
         if schema == "crm_activity/1":
             return [self._activity(envelope)]
+        if schema == "crm_contact/1":
+            self.contacts.learn(envelope)
         if schema in CRM_ENTITIES:
             return [Resolved(envelope.payload["account_id"], envelope)]
         if schema == "crm_seller/1":  # not an account's record: keyed by the seller
@@ -232,9 +250,15 @@ class Resolver:
             (sellers if self.is_seller(address) else buyers).append(address)
         return sellers, buyers
 
-    def _account(self, buyers: list[str], envelope: Envelope, automated: bool = False) -> str:
-        """The buyers' organisation. Automated mail keeps its sender's organisation (it is
-        counted, never scored); a person's mail needs a corporate buyer address."""
+    def _account(
+        self, buyers: list[str], envelope: Envelope, automated: bool = False
+    ) -> tuple[str, str, float]:
+        """The buyers' account, how it was found and how sure that is.
+
+        A buyer address that is a known CRM contact decides first (the most common contact
+        account). Otherwise the buyers' organisation domain: automated mail keeps its sender's
+        organisation (it is counted, never scored); a person's mail needs a corporate address.
+        """
         if not self.seller_domains:
             raise ResolveError(
                 f"{envelope.event_id}: no seller domains configured, so the seller side is unknown; "
@@ -242,6 +266,10 @@ class Resolver:
             )
         if not buyers:
             raise ResolveError(f"{envelope.event_id}: only seller-side participants; no account")
+        at = parse_time(envelope.occurred_at).timestamp()
+        known = Counter(a for a in (self.contacts.account_of(b, at) for b in buyers) if a)
+        if known:
+            return min(known, key=lambda a: (-known[a], a)), "crm_contact", CONTACT_CONFIDENCE
         corporate = [b for b in buyers if can_create_account(b) or (automated and is_organisation(b))]
         if not corporate:
             raise ResolveError(
@@ -249,7 +277,8 @@ class Resolver:
                 "public-suffix addresses, which never create accounts"
             )
         counts = Counter(registered_domain(domain_of(b)) for b in corporate)
-        return min(counts, key=lambda d: (-counts[d], d))
+        confidence = DOMAIN_CONFIDENCE if len(counts) == 1 else SPLIT_DOMAIN_CONFIDENCE
+        return min(counts, key=lambda d: (-counts[d], d)), "domain", confidence
 
     def _interaction(self, envelope: Envelope, account_id: str, **fields: Any) -> Resolved:
         payload = {
@@ -288,9 +317,8 @@ class Resolver:
         sender = normalise_address(p["from"])
         sellers, buyers = self._split([sender, *p["to"], *p.get("cc", [])])
         automated = self.is_automated(envelope)
-        account_id = self._account(buyers, envelope, automated)
+        account_id, method, confidence = self._account(buyers, envelope, automated)
         direction = "outbound" if self.is_seller(sender) else "inbound"
-        references = p.get("references") or []
         return self._interaction(
             envelope,
             account_id,
@@ -300,9 +328,9 @@ class Resolver:
             sellers=sellers,
             buyers=buyers,
             automated=automated,
-            match_method="domain",
-            match_confidence=DOMAIN_CONFIDENCE,
-            thread_id=p.get("thread_id") or (references[0] if references else p["message_id"]),
+            match_method=method,
+            match_confidence=confidence,
+            thread_id=thread_key(p, [*sellers, *buyers]),
             in_reply_to=p.get("in_reply_to"),
             detail={
                 "size_bytes": p.get("size_bytes", 0),
@@ -316,7 +344,7 @@ class Resolver:
         organizer = normalise_address(p["organizer"])
         statuses = {normalise_address(a["email"]): a.get("partstat", "NEEDS-ACTION") for a in p["attendees"]}
         sellers, buyers = self._split([organizer, *statuses])
-        account_id = self._account(buyers, envelope)
+        account_id, method, confidence = self._account(buyers, envelope)
         return self._interaction(
             envelope,
             account_id,
@@ -327,8 +355,8 @@ class Resolver:
             sellers=sellers,
             buyers=buyers,
             automated=False,
-            match_method="domain",
-            match_confidence=DOMAIN_CONFIDENCE,
+            match_method=method,
+            match_confidence=confidence,
             version=p["sequence"],
             status=p["status"].lower(),
             detail={

@@ -36,6 +36,8 @@ from pathlib import Path
 from streams.contracts import ContractError, format_time, make, parse_time
 from streams.sources.dataset import Rejection, SourceRecord
 
+CHANGE_SUFFIXES = (".json", ".jsonl", ".ndjson")  # read by streams.sources.crm_changes
+
 SOURCE = "crm-csv"
 EPOCH = "1970-01-01T00:00:00.000Z"
 STATUS = {"won": "won", "closed won": "won", "lost": "lost", "closed lost": "lost"}
@@ -163,6 +165,10 @@ def parse_csv(raw: bytes, origin: str) -> Iterator[SourceRecord | Rejection]:
 
 
 def read_crm(path: Path) -> Iterator[SourceRecord | Rejection]:
-    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    """The CSV files of a folder, or one file (any name but a JSON change feed's)."""
+    if path.is_dir():
+        files = sorted(path.glob("*.csv"))
+    else:
+        files = [] if path.suffix.lower() in CHANGE_SUFFIXES else [path]
     for file in files:
         yield from parse_csv(file.read_bytes(), str(file))

@@ -26,12 +26,19 @@ from streams.sources.dataset import Rejection, SourceRecord, json_objects
 SOURCE = "mail"
 EARLIEST = datetime(1980, 1, 1, tzinfo=UTC)
 _PARSER = BytesHeaderParser(policy=compat32)
-_REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+# Reply and forward prefixes: English, German (AW, WG), Scandinavian (SV, VS), with Re[2]: counts.
+_REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|wg|sv|vs)\s*(\[\d+\])?\s*:\s*)+")
 
 
 def normalised_subject(subject: str) -> str:
     """Subject without reply/forward prefixes and extra spaces, lower-cased (thread fallback)."""
-    return " ".join(_REPLY_PREFIX.sub("", subject).split()).lower()
+    return _REPLY_PREFIX.sub("", " ".join(subject.split()).lower()).strip()
+
+
+def subject_hash(subject: str) -> str | None:
+    """What is kept of a subject by default: a hash of its normalised form (``None`` if empty)."""
+    normalised = normalised_subject(subject)
+    return hashlib.sha256(normalised.encode()).hexdigest()[:32] if normalised else None
 
 
 def _addresses(message: Message, *headers: str) -> list[str]:
@@ -96,9 +103,7 @@ def _record(message: Message, raw: bytes, origin: str, keep_subject: bool, now: 
         "references": references[:200],
         "thread_id": references[0] if references else None,
         "subject": subject[:1000] if keep_subject else None,
-        "subject_hash": hashlib.sha256(normalised_subject(subject).encode()).hexdigest()[:32]
-        if subject
-        else None,
+        "subject_hash": subject_hash(subject),
         "size_bytes": len(raw),
         "has_attachments": "multipart/mixed" in content_type,
         "list_unsubscribe": message.get("List-Unsubscribe") is not None,

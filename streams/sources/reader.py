@@ -1,9 +1,10 @@
 """Read any supported input paths, in event-time order, and tally what was read.
 
 A folder holding ``email.jsonl``/``meeting.jsonl``/``crm.jsonl`` is a dataset (``rapport
-generate``); ``.ics`` files (or folders of them) are calendars; ``.csv`` files (or folders of
-them) are CRM exports; anything else is mail (maildir folders, mbox files, .eml files). Records are sorted
-by event time so that live ingestion and replay see each account's events in the same order.
+generate``); ``.ics`` files (or folders of them) are calendars; ``.csv`` files and JSON change
+feeds (or folders of them) are CRM exports; anything else is mail (maildir folders, mbox files,
+.eml files). Records are sorted by event time so that live ingestion and replay see each
+account's events in the same order.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from streams.contracts import ContractError
 from streams.identity.resolver import Resolver
 from streams.sources.calendar import read_calendars
 from streams.sources.crm import read_crm
+from streams.sources.crm_changes import change_files, is_change_file, parse_changes
 from streams.sources.dataset import FILES, Rejection, SourceRecord, read_dataset
 from streams.sources.mail import read_mail
 
@@ -32,15 +34,22 @@ def is_calendar(path: Path) -> bool:
 
 
 def is_crm(path: Path) -> bool:
-    return path.suffix.lower() == ".csv" if path.is_file() else any(path.glob("*.csv"))
+    """CSV exports, or JSON whose start looks like a change feed."""
+    if path.is_file():
+        return path.suffix.lower() == ".csv" or is_change_file(path)
+    return any(path.glob("*.csv")) or any(is_change_file(p) for p in path.iterdir() if p.is_file())
 
 
 def _read_files(path: Path, keep_subject: bool, kind: str | None) -> Iterator[SourceRecord | Rejection]:
     if kind == "calendar" or (kind is None and is_calendar(path)):
         return read_calendars(path)
     if kind == "crm" or (kind is None and is_crm(path)):
-        return read_crm(path)
+        return read_crm(path)  # the change feeds among them are read by read_sources, together
     return read_mail([path], keep_subject)
+
+
+def _by_time(items: Iterable[SourceRecord | Rejection]) -> Iterator[SourceRecord | Rejection]:
+    return iter(sorted(items, key=lambda i: i.envelope.occurred_at if isinstance(i, SourceRecord) else ""))
 
 
 def read_sources(
@@ -49,16 +58,21 @@ def read_sources(
     """Rejections first (they have no trustworthy time), then records by event time.
 
     ``kind`` (``email``, ``calendar``, ``crm``) says what the paths hold; without it the kind is
-    guessed from each path (JSON files are then read as mail).
+    guessed from each path (JSON files are then read as mail unless they look like a CRM change
+    feed). The change feeds of all paths are folded together, so an update in one file merges
+    onto a record created in another.
     """
     streams: list[Iterator[SourceRecord | Rejection]] = []
+    feeds: list[Path] = []
     for path in paths:
         if is_dataset(path):
             streams.append(read_dataset(path))
-        else:
-            items = list(_read_files(path, keep_subject, kind))
-            items.sort(key=lambda i: i.envelope.occurred_at if isinstance(i, SourceRecord) else "")
-            streams.append(iter(items))
+            continue
+        if kind in (None, "crm"):
+            feeds.extend(change_files(path, sniff=kind is None))
+        streams.append(_by_time(_read_files(path, keep_subject, kind)))
+    if feeds:
+        streams.append(_by_time(parse_changes((feed.read_bytes(), str(feed)) for feed in feeds)))
     return heapq.merge(*streams, key=lambda i: i.envelope.occurred_at if isinstance(i, SourceRecord) else "")
 
 

@@ -37,6 +37,26 @@ def test_inbound_reply_and_threading() -> None:
     assert p["in_reply_to"] == "<m1@x>"
 
 
+def test_mail_without_reply_headers_threads_by_subject_and_participants() -> None:
+    from streams.sources.mail import subject_hash
+
+    resolver = Resolver([SELLER])
+
+    def thread(sender: str, to: list[str], subject: str, **extra: object) -> str:
+        (out,) = resolver.resolve(email(sender, to, subject_hash=subject_hash(subject), **extra))
+        return str(out.envelope.payload["thread_id"])
+
+    root = thread("ann@seller.com", ["bob@buyer.co"], "Pricing  Q3")
+    assert root.startswith("subject:")
+    assert thread("Bob@Buyer.co", ["ann@seller.com"], "RE: pricing q3") == root  # the reply joins
+    assert thread("ann@seller.com", ["bob@buyer.co", "cat@buyer.co"], "Re: Pricing Q3") != root
+    assert thread("ann@seller.com", ["bob@buyer.co"], "Pricing Q4") != root
+    # reply headers win over the subject; a message without a subject is its own thread
+    assert thread("bob@buyer.co", ["ann@seller.com"], "Re: Pricing Q3", in_reply_to="<p@x>") == "<p@x>"
+    (out,) = resolver.resolve(email("ann@seller.com", ["dan@buyer.co"]))
+    assert out.envelope.payload["thread_id"] == out.envelope.payload["interaction_id"].removeprefix("email:")
+
+
 @pytest.mark.parametrize(
     "extra",
     [{"list_unsubscribe": True}, {"precedence": "bulk"}, {"auto_submitted": "auto-generated"}],

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.sources.dataset import Rejection, SourceRecord
-from streams.sources.mail import normalised_subject, parse_message, read_mail
+from streams.sources.mail import normalised_subject, parse_message, read_mail, subject_hash
 from tests.sources.strategies import json_documents
 
 SECRET = "TOKEN-7f3a9c-never-leaves"
@@ -78,6 +78,25 @@ def test_unusable_messages_are_rejected_with_a_reason_and_without_body(
 
 def test_thread_subjects_normalise() -> None:
     assert normalised_subject("RE: Fwd:  AW: Renewal  Q3") == "renewal q3"
+    assert normalised_subject("SV: Re[2]:\tRenewal Q3 ") == "renewal q3"
+    assert normalised_subject("Recap: Q3") == "recap: q3"  # a word starting with "re" stays
+    assert subject_hash("Re: ") is None
+
+
+PREFIXES = st.sampled_from(["Re: ", "RE:", "Fwd: ", "FW:", "AW: ", "SV: ", "Sv:", "WG: ", "re[3]: "])
+
+
+@given(st.text(max_size=60), st.lists(PREFIXES, max_size=3), st.sampled_from(["", " ", "  \t"]))
+def test_normalised_subject_ignores_prefixes_spacing_and_case(
+    subject: str, prefixes: list[str], padding: str
+) -> None:
+    once = normalised_subject(subject)
+    assert normalised_subject(once) == once  # idempotent
+    assert once == once.strip() and "  " not in once
+    assert normalised_subject(padding + "".join(prefixes) + subject.upper() + padding) == normalised_subject(
+        subject.upper()
+    )
+    assert normalised_subject("".join(prefixes) + subject) == once
 
 
 def test_maildir_folders_mbox_and_eml_are_read(tmp_path: Path) -> None:
