@@ -31,7 +31,14 @@ from streams.scoring.scorer import flush_accounts, score_batch
 from streams.sinks.warehouse import collapse
 from streams.sources.synthetic import SELLER_DOMAIN, generate
 
-WARNING_KINDS = ("tier_drop", "health_drop", "contact_silent", "contact_left", "single_threaded")
+WARNING_KINDS = (
+    "tier_drop",
+    "health_drop",
+    "engagement_drop",
+    "contact_silent",
+    "contact_left",
+    "single_threaded",
+)
 PLANTED = ("slowly_disengaging", "champion_leaves", "single_threaded")
 
 

@@ -9,6 +9,7 @@ run as their event settles; both in event-time order, so live and replay raise t
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +125,7 @@ def daily_alerts(
         )
     elif trend > -a.health_drop_points / 2:
         rows += resolve_kind(state, "health_drop", end, "health stopped falling", profile)
+    rows += _engagement_drop(state, end, profile)
     for contact, (first, count) in sorted(state.cadence.items()):
         if count < a.silent_min_replies or state.contacts.get(contact, ["", "", 1])[2] == 0:
             continue
@@ -191,6 +193,48 @@ def daily_alerts(
                 profile,
             )
     return rows
+
+
+def weekly_rate(decayed_sum: float, half_life_days: float) -> float:
+    """An exponentially decayed count as a steady rate per week (sum × ln 2 / half-life)."""
+    return decayed_sum * math.log(2) / half_life_days * 7
+
+
+def _engagement_drop(state: AccountState, end: float, profile: Profile) -> list[dict[str, Any]]:
+    """The buyer side's recent rate of engagement against the account's own slower baseline:
+    the early warning, before the slower signals (engaged contacts, coverage) move."""
+    a = profile.alerts
+    if state.first_day is None or end / DAY - state.first_day < a.engagement_baseline_days:
+        return []
+
+    def rate(name: str, half_life_days: float) -> float:
+        total, as_of = state.engagement[name]
+        return weekly_rate(
+            total * math.pow(2.0, -max(end - as_of, 0.0) / (half_life_days * DAY)), half_life_days
+        )
+
+    baseline = rate("usual", a.engagement_baseline_days)
+    recent = rate("recent", a.engagement_recent_days)
+    low = baseline >= a.engagement_min_per_week and recent < a.engagement_drop_ratio * baseline
+    state.low_days = state.low_days + 1 if low else 0
+    if state.low_days >= a.engagement_drop_days:
+        return raise_alert(
+            state,
+            "engagement_drop",
+            "",
+            end,
+            "medium",
+            f"buyer engagement fell to {recent:.1f}/week from a usual {baseline:.1f}/week",
+            {
+                "recent_per_week": round(recent, 2),
+                "baseline_per_week": round(baseline, 2),
+                "events": state.recent,
+            },
+            profile,
+        )
+    if recent >= a.engagement_recover_ratio * baseline:
+        return resolve_kind(state, "engagement_drop", end, "engagement back near its usual rate", profile)
+    return []
 
 
 def event_alerts(

@@ -112,6 +112,12 @@ class Alerts(Section):
     silent_min_days: float = 0
     silent_min_replies: float = 0
     silent_min_unanswered: float = 0
+    engagement_recent_days: float = 1
+    engagement_baseline_days: float = 1
+    engagement_drop_ratio: float = 0
+    engagement_recover_ratio: float = 0
+    engagement_drop_days: float = 0
+    engagement_min_per_week: float = 0
     unanswered_streak: float = 0
     cancellations: float = 0
     cancellation_days: float = 0

@@ -69,6 +69,11 @@ class AccountState:
     # scores
     decay: dict[str, float] = field(default_factory=lambda: dict.fromkeys(DECAYED, 0.0))
     decayed_at: float = 0.0
+    # buyer-side interactions decayed fast (recent) and slowly (the account's own baseline): [sum, as of]
+    low_days: int = 0  # consecutive closed days with recent engagement below the drop ratio
+    engagement: dict[str, list[float]] = field(
+        default_factory=lambda: {"recent": [0.0, 0.0], "usual": [0.0, 0.0]}
+    )
     open_values: dict[str, dict[str, Any]] = field(default_factory=dict)
     open_day: int | None = None  # the day whose health row is still provisional
     first_day: int | None = None  # the day of the first scored interaction
@@ -296,11 +301,26 @@ class AccountState:
             self.add_decayed(
                 at, profile, total=1.0, intensity=float(buyer_side), inbound=float(direction == "inbound")
             )
+            if buyer_side:
+                a = profile.alerts
+                for name, days in (
+                    ("recent", a.engagement_recent_days),
+                    ("usual", a.engagement_baseline_days),
+                ):
+                    self.engagement[name] = _decay_add(self.engagement[name], at, days * DAY)
             self.last_touch = max(self.last_touch, at)
         if opens_window(item):
             open_window(self, at, event_id, item)
         self.recent = [event_id, *self.recent][: profile.evidence_ids]
         return rows
+
+
+def _decay_add(sum_at: list[float], at: float, half_life_s: float) -> list[float]:
+    """Add one to an exponentially decayed ``[sum, as of]``, in any time order."""
+    total, as_of = sum_at
+    if at >= as_of:
+        return [total * math.pow(2.0, -(at - as_of) / half_life_s) + 1.0, at]
+    return [total + math.pow(2.0, -(as_of - at) / half_life_s), as_of]
 
 
 def _record(envelope: Envelope) -> tuple[list[Row], str, dict[str, Any]]:
