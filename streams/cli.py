@@ -286,3 +286,8 @@ def warehouse_query(sql: str, as_json: bool) -> None:
     for row in result.result_rows:
         table.add_row(*(str(v) for v in row))
     Console().print(table)
+
+
+from streams.boards.commands import boards  # noqa: E402  (the `boards` group lives with the boards)
+
+main.add_command(boards)

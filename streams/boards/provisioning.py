@@ -14,14 +14,14 @@ from streams.boards.queries import DATASOURCE_TYPE, DATASOURCE_UID
 
 DATASOURCE_NAME = "ClickHouse (Rapport)"
 GRAFANA_DASHBOARDS_PATH = "/var/lib/grafana/dashboards/rapport"
-READER_USER_ENV = "GRAFANA_CLICKHOUSE_USER"
+READER_USER = "grafana"  # defined in dashboards/clickhouse/users.d/grafana_reader.xml
 READER_PASSWORD_ENV = "GRAFANA_CLICKHOUSE_PASSWORD"
 
 
 def datasource(host: str = "clickhouse") -> dict[str, Any]:
     """The datasource as the HTTP API (POST /api/datasources) and the provisioning file take it.
 
-    It logs in as the read-only ClickHouse user (users.d/grafana_reader.xml): Grafana does not
+    It logs in as the read-only ClickHouse user (dashboards/clickhouse/users.d): Grafana does not
     check that panel SQL only reads.
     """
     return {
@@ -35,7 +35,7 @@ def datasource(host: str = "clickhouse") -> dict[str, Any]:
             "port": 9000,
             "protocol": "native",
             "secure": False,
-            "username": f"${READER_USER_ENV}",
+            "username": READER_USER,
             "defaultDatabase": "rapport",
         },
         "secureJsonData": {"password": f"${READER_PASSWORD_ENV}"},
