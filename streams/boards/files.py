@@ -28,7 +28,8 @@ def _yaml(data: dict[str, Any]) -> str:
 def render() -> dict[str, str]:
     """Relative path under ``dashboards/`` → file text."""
     files = {
-        f"{DASHBOARDS_DIR}/{name}.json": json.dumps(model, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        f"{DASHBOARDS_DIR}/{name}.json": json.dumps(model, indent=2, sort_keys=True, ensure_ascii=False)
+        + "\n"
         for name, model in dashboard_json().items()
     }
     files["provisioning/datasources/clickhouse.yaml"] = _yaml(provisioning.datasources_file())
@@ -40,10 +41,14 @@ def render() -> dict[str, str]:
 def drift(folder: Path) -> list[str]:
     """Generated files that are missing, differ, or are left over from an older build."""
     expected = render()
-    changed = [p for p, text in expected.items() if not (folder / p).is_file() or (folder / p).read_text() != text]
+    changed = [
+        p for p, text in expected.items() if not (folder / p).is_file() or (folder / p).read_text() != text
+    ]
     generated = folder / DASHBOARDS_DIR
     stale = [
-        str(p.relative_to(folder)) for p in generated.glob("*.json") if str(p.relative_to(folder)) not in expected
+        str(p.relative_to(folder))
+        for p in generated.glob("*.json")
+        if str(p.relative_to(folder)) not in expected
     ]
     return sorted(changed + stale)
 

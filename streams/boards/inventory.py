@@ -44,7 +44,9 @@ def board_queries() -> list[BoardQuery]:
         for panel in _panels(model):
             for target in panel.get("targets", []):
                 if target.get("datasource", {}).get("uid") != DATASOURCE_UID:
-                    raise ValueError(f"{uid} / {panel.get('title')}: target not on datasource {DATASOURCE_UID}")
+                    raise ValueError(
+                        f"{uid} / {panel.get('title')}: target not on datasource {DATASOURCE_UID}"
+                    )
                 kind = "time_series" if target["format"] == Format.TIME_SERIES else "table"
                 found.append(BoardQuery(f"{uid} / {panel['title']}", target["rawSql"], kind, uid))
     return found

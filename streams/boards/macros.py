@@ -79,7 +79,9 @@ VARIABLE = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)")
 
 def _call(sql: str, start: int) -> tuple[list[str], int]:
     """The arguments of the call whose ``(`` is at ``start`` (top-level commas), and its end."""
-    depth, args, current = 0, [], []
+    depth = 0
+    args: list[str] = []
+    current: list[str] = []
     for i in range(start, len(sql)):
         ch = sql[i]
         if ch == "(":
@@ -171,7 +173,9 @@ def expand(sql: str, context: QueryContext, server_only: bool = False) -> str:
     """SQL as ClickHouse receives it. ``server_only`` (alert rules): no browser stage, so a
     dashboard variable or ``$__conditionalAll`` is an error instead of being replaced."""
     if server_only:
-        leftover = [m.group(0) for m in VARIABLE.finditer(sql) if not (m.group(1) or m.group(3)).startswith("__")]
+        leftover = [
+            m.group(0) for m in VARIABLE.finditer(sql) if not (m.group(1) or m.group(3)).startswith("__")
+        ]
         if leftover or "$__conditionalAll" in sql:
             raise MacroError(
                 f"alert SQL may use only server-side macros; found {leftover or ['$__conditionalAll']}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from grafana_client import GrafanaApi
@@ -104,7 +105,7 @@ class Pusher:
     def dashboards(self) -> None:
         for model in dashboard_json().values():
             uid = model["uid"]
-            found = _missing(lambda uid=uid: self.api.dashboard.get_dashboard(uid))
+            found = _missing(partial(self.api.dashboard.get_dashboard, uid))
             if found is not None:
                 stored = {k: v for k, v in found.get("dashboard", {}).items() if k not in ("id", "version")}
                 same_folder = found.get("meta", {}).get("folderUid") == FOLDER_UID
@@ -125,7 +126,7 @@ class Pusher:
         provisioning_api = self.api.alertingprovisioning
         for rule in alerting.rules_api():
             uid = rule["uid"]
-            found = _missing(lambda uid=uid: provisioning_api.get_alertrule(uid))
+            found = _missing(partial(provisioning_api.get_alertrule, uid))
             if found is None:
                 provisioning_api.create_alertrule(rule)
                 self.report.record("created", f"alert rule {uid}")
@@ -150,7 +151,11 @@ class Pusher:
             return
         wanted = alerting.contact_point_api()
         wanted["settings"] = {**wanted["settings"], "url": webhook_url}
-        found = [p for p in provisioning_api.get_contactpoints(name=wanted["name"]) if p.get("uid") == wanted["uid"]]
+        found = [
+            p
+            for p in provisioning_api.get_contactpoints(name=wanted["name"])
+            if p.get("uid") == wanted["uid"]
+        ]
         compared = ("name", "type", "settings", "disableResolveMessage")
         if not found:
             provisioning_api.create_contactpoint(wanted)
@@ -161,7 +166,9 @@ class Pusher:
         else:
             self.report.record("unchanged", f"contact point {wanted['uid']}")
         policy = alerting.policy_api()
-        if _subset(provisioning_api.get_notification_policy_tree(), POLICY_FIELDS) != _subset(policy, POLICY_FIELDS):
+        if _subset(provisioning_api.get_notification_policy_tree(), POLICY_FIELDS) != _subset(
+            policy, POLICY_FIELDS
+        ):
             provisioning_api.set_notification_policy_tree(policy)
             self.report.record("updated", "notification policy")
         else:

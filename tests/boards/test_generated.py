@@ -31,7 +31,9 @@ def test_committed_files_are_what_the_builders_produce():
     expected = files.render()
     assert set(expected) >= {f"json/{name}.json" for name in BOARDS}
     for path, text in expected.items():
-        assert (DASHBOARDS / path).read_text() == text, f"dashboards/{path} is stale: run `rapport boards build`"
+        assert (DASHBOARDS / path).read_text() == text, (
+            f"dashboards/{path} is stale: run `rapport boards build`"
+        )
     assert files.drift(DASHBOARDS) == []
 
 
