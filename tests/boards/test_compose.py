@@ -57,7 +57,8 @@ def test_worker_and_init_point_at_the_compose_services():
         warehouse = urlparse(env["RAPPORT_WAREHOUSE_URL"].replace("${", "").replace("}", ""))
         assert warehouse.hostname in SERVICES and warehouse.port == 8123
     assert SERVICES["rapport-init"]["command"] == ["warehouse", "migrate"]
-    assert SERVICES["rapport-worker"]["depends_on"]["rapport-init"]["condition"] == "service_completed_successfully"
+    worker_waits_for = SERVICES["rapport-worker"]["depends_on"]["rapport-init"]["condition"]
+    assert worker_waits_for == "service_completed_successfully"
 
 
 def test_credentials_come_from_the_environment_and_are_documented():
