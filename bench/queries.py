@@ -16,7 +16,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import orjson
@@ -53,15 +53,15 @@ def fill(client, interactions: int, accounts: int) -> dict[str, float]:
             INSERT INTO rapport.contacts (email, contact_id, account_id, name, title, active, source,
                                           updated_at, version, seniority, department)
             SELECT concat('c', toString(number % 5), '@account', toString(intDiv(number, 5)), '.com'),
-                   toString(number), concat('account', toString(intDiv(number, 5)), '.com'), 'Contact', 'Title',
-                   1, 'crm', {START}, 1,
+                   toString(number), concat('account', toString(intDiv(number, 5)), '.com'),
+                   'Contact', 'Title', 1, 'crm', {START}, 1,
                    ['exec', 'senior', 'manager', 'individual'][number % 4 + 1],
                    ['sales', 'finance', 'it', 'operations', 'legal'][number % 5 + 1]
             FROM numbers({accounts * 5})""",
         "interactions": f"""
-            INSERT INTO rapport.interactions (interaction_id, account_id, occurred_at, channel, direction, kind,
-                sellers, buyers, thread_id, in_reply_to, status, automated, match_method, match_confidence,
-                source_event_id, detail, version, ingested_at)
+            INSERT INTO rapport.interactions (interaction_id, account_id, occurred_at, channel, direction,
+                kind, sellers, buyers, thread_id, in_reply_to, status, automated, match_method,
+                match_confidence, source_event_id, detail, version, ingested_at)
             SELECT toString(number), concat('account', toString(number % {accounts}), '.com'),
                    {START} + toIntervalMillisecond(toUInt64(number * {seconds_per_event * 1000:.3f})),
                    ['email', 'email', 'email', 'meeting', 'crm'][number % 5 + 1],
@@ -87,16 +87,18 @@ def fill(client, interactions: int, accounts: int) -> dict[str, float]:
             INSERT INTO rapport.meeting_preparedness (meeting_id, account_id, starts_at, seller, score,
                 explanation, model_version, version, status, tier, buyer_attendees, missing)
             SELECT toString(number), concat('account', toString(number % {accounts}), '.com'),
-                   {START} + toIntervalSecond(number * {20 * seconds_per_event:.3f}), concat('seller', toString(number % 200), '@rapport.example'),
+                   {START} + toIntervalSecond(number * {20 * seconds_per_event:.3f}),
+                   concat('seller', toString(number % 200), '@rapport.example'),
                    (number * 31) % 100 AS s, '{{}}', 'prep-1', 1, 'held',
                    multiIf(s >= 75, 'very_prepared', s >= 40, 'prepared', 'unprepared'), 2,
                    if(s < 40, ['agenda_shared', 'recent_crm_work'], [])
             FROM numbers({interactions // 20})""",
         "interaction_value": f"""
-            INSERT INTO rapport.interaction_value (interaction_id, account_id, occurred_at, score, explanation,
-                model_version, version, channel, direction, seller, buyers, outcomes)
+            INSERT INTO rapport.interaction_value (interaction_id, account_id, occurred_at, score,
+                explanation, model_version, version, channel, direction, seller, buyers, outcomes)
             SELECT toString(number * 5), concat('account', toString(number * 5 % {accounts}), '.com'),
-                   {START} + toIntervalSecond(number * {5 * seconds_per_event:.3f}), (number * 13) % 100, '{{}}', 'value-1', 1,
+                   {START} + toIntervalSecond(number * {5 * seconds_per_event:.3f}), (number * 13) % 100,
+                   '{{}}', 'value-1', 1,
                    'email', 'outbound', 'seller1@rapport.example', ['c1@x.com'], ['replied']
             FROM numbers({interactions // 5})""",
         "alerts": f"""
@@ -108,8 +110,8 @@ def fill(client, interactions: int, accounts: int) -> dict[str, float]:
                    ['open', 'resolved'][number % 2 + 1], '', {START}
             FROM numbers({DAYS * 144})""",
         "rejected_events": f"""
-            INSERT INTO rapport.rejected_events (rejected_id, topic, stage, reason, original, partition, offset,
-                                                 version, ingested_at)
+            INSERT INTO rapport.rejected_events (rejected_id, topic, stage, reason, original, partition,
+                                                 offset, version, ingested_at)
             SELECT toString(number), 'raw', ['ingest', 'resolve', 'score'][number % 3 + 1],
                    ['unmatched: no buyer account', 'schema: missing field', 'only seller-side participants'][
                        number % 3 + 1], '', 0, number, 0, {START} + toIntervalSecond(number * 300)
@@ -169,8 +171,12 @@ def main() -> None:
                 client.query(sql)
                 times.append((time.perf_counter() - begun) * 1000)
             results.append(
-                {"query": q.where, "rows": rows, "p50_ms": round(statistics.median(times), 1),
-                 "max_ms": round(max(times), 1)}
+                {
+                    "query": q.where,
+                    "rows": rows,
+                    "p50_ms": round(statistics.median(times), 1),
+                    "max_ms": round(max(times), 1),
+                }
             )
         client.close()  # type: ignore[attr-defined]
     width = max(len(r["query"]) for r in results)
