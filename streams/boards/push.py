@@ -66,6 +66,20 @@ def _subset(data: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: data.get(k) for k in keys}
 
 
+def _holds(found: Any, wanted: Any) -> bool:
+    """Whether Grafana's copy has every value we set; keys Grafana adds itself (ids,
+    ``intervalMs`` in query models, …) do not count as a difference."""
+    if isinstance(wanted, dict):
+        return isinstance(found, dict) and all(_holds(found.get(k), v) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return (
+            isinstance(found, list)
+            and len(found) == len(wanted)
+            and all(_holds(f, w) for f, w in zip(found, wanted, strict=True))
+        )
+    return bool(found == wanted)
+
+
 class Pusher:
     """One push to one Grafana."""
 
@@ -85,7 +99,7 @@ class Pusher:
         if found is None:
             self.api.datasource.create_datasource(wanted)
             self.report.record("created", f"datasource {wanted['uid']}")
-        elif _subset(found, compared) != _subset(wanted, compared):
+        elif not _holds(found, _subset(wanted, compared)):
             self.api.datasource.update_datasource_by_uid(wanted["uid"], wanted)
             self.report.record("updated", f"datasource {wanted['uid']}")
         else:
@@ -130,7 +144,7 @@ class Pusher:
             if found is None:
                 provisioning_api.create_alertrule(rule)
                 self.report.record("created", f"alert rule {uid}")
-            elif _subset(found, RULE_FIELDS) != _subset(rule, RULE_FIELDS):
+            elif not _holds(found, _subset(rule, RULE_FIELDS)):
                 provisioning_api.update_alertrule(uid, rule)
                 self.report.record("updated", f"alert rule {uid}")
             else:
@@ -160,7 +174,7 @@ class Pusher:
         if not found:
             provisioning_api.create_contactpoint(wanted)
             self.report.record("created", f"contact point {wanted['uid']}")
-        elif _subset(found[0], compared) != _subset(wanted, compared):
+        elif not _holds(found[0], _subset(wanted, compared)):
             provisioning_api.update_contactpoint(wanted["uid"], wanted)
             self.report.record("updated", f"contact point {wanted['uid']}")
         else:

@@ -51,6 +51,12 @@ REQUIRED = {
 }
 
 
+def stored_rule(body: dict[str, Any]) -> dict[str, Any]:
+    """A rule as Grafana stores it: it adds defaults to each query model and bookkeeping fields."""
+    data = [{**q, "model": {"intervalMs": 1000, "maxDataPoints": 43200, **q["model"]}} for q in body["data"]]
+    return {**body, "data": data, "provenance": "api", "updated": "2026-11-27T21:00:00Z"}
+
+
 class FakeGrafana:
     def __init__(self) -> None:
         self.datasources: dict[str, dict[str, Any]] = {}
@@ -122,14 +128,14 @@ class FakeGrafana:
             found = self.dashboards.get(parts[-1])
             return (200, found) if found else (404, {"message": "Dashboard not found"})
         if path == "/api/v1/provisioning/alert-rules" and method == "POST":
-            self.rules[body["uid"]] = {**body, "id": len(self.rules) + 1, "provenance": "api"}
+            self.rules[body["uid"]] = {**stored_rule(body), "id": len(self.rules) + 1}
             self.group_intervals.setdefault((body["folderUID"], body["ruleGroup"]), 60)
             return 201, self.rules[body["uid"]]
         if path.startswith("/api/v1/provisioning/alert-rules/"):
             uid = parts[-1]
             if method == "GET":
                 return (200, self.rules[uid]) if uid in self.rules else (404, {})
-            self.rules[uid] = {**body, "id": self.rules[uid]["id"], "provenance": "api"}
+            self.rules[uid] = {**stored_rule(body), "id": self.rules[uid]["id"]}
             return 200, self.rules[uid]
         if path.startswith("/api/v1/provisioning/folder/"):
             folder, group = parts[4], parts[6]
