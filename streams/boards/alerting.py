@@ -19,7 +19,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.alerting import RelativeTimeRange
 from grafana_foundation_sdk.models.common import DataSourceRef
 
-from streams.boards.dashboards import FOLDER_TITLE, FOLDER_UID
+from streams.boards.dashboards import BOARDS, FOLDER_TITLE, FOLDER_UID, panel_id
 from streams.boards.queries import DATASOURCE_UID, ClickHouse
 
 RULE_GROUP = "rapport-buyers"
@@ -41,6 +41,8 @@ class AlertQuery:
     above: float
     summary: str
     pending: str
+    board: str  # the board (BOARDS key) and panel the alert links to
+    panel: str
 
 
 ALERT_QUERIES = (
@@ -57,6 +59,8 @@ GROUP BY account_id""",
         above=0,
         summary="Account {{ $labels.account }} is disengaged: see the account drilldown board.",
         pending="15m",
+        board="account-drilldown",
+        panel="Health and depth",
     ),
     AlertQuery(
         uid="rapport-buyer-alerts-open",
@@ -71,6 +75,8 @@ GROUP BY account_id, kind, severity""",
         above=0,
         summary="{{ $labels.kind }} on account {{ $labels.account }}: see the alerts feed.",
         pending="0s",
+        board="account-health",
+        panel="Alerts feed",
     ),
 )
 
@@ -117,7 +123,13 @@ def rule(query: AlertQuery) -> alerting.Rule:
         .no_data_state("OK")
         .exec_err_state("Error")
         .labels({"team": "sales", "source": "rapport"})
-        .annotations({"summary": query.summary, "__dashboardUid__": "rapport-account-drilldown"})
+        .annotations(
+            {
+                "summary": query.summary,
+                "__dashboardUid__": BOARDS[query.board]().build().uid or "",
+                "__panelId__": str(panel_id(query.board, query.panel)),
+            }
+        )
     )
 
 

@@ -683,3 +683,12 @@ BOARDS: dict[str, Callable[[], Dashboard]] = {
     "quarterly-review": quarterly_review,
     "pipeline-operations": pipeline_operations,
 }
+
+
+def panel_id(board: str, title: str) -> int:
+    """The id of a board's panel, for links from alert rules (``__panelId__``)."""
+    model = BOARDS[board]().build()
+    for built in model.panels or []:
+        if getattr(built, "title", None) == title and built.id_val is not None:
+            return built.id_val
+    raise KeyError(f"board {board} has no panel titled {title!r}")

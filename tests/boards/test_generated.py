@@ -72,9 +72,11 @@ def test_uids_agree_across_boards_provisioning_and_alerts():
     assert [(d["uid"], d["type"]) for d in datasources] == [(DATASOURCE_UID, DATASOURCE_TYPE)]
 
     board_uids = set()
+    panel_ids: dict[str, set[str]] = {}
     for name in BOARDS:
         model = json.loads((DASHBOARDS / "json" / f"{name}.json").read_text())
         board_uids.add(model["uid"])
+        panel_ids[model["uid"]] = {str(p["id"]) for p in model["panels"] if p["type"] != "row"}
         for panel in model["panels"]:
             if panel["type"] != "row":
                 assert panel["datasource"]["uid"] == DATASOURCE_UID, panel["title"]
@@ -95,7 +97,8 @@ def test_uids_agree_across_boards_provisioning_and_alerts():
         sources = [q for q in rule["data"] if q["datasourceUid"] != "__expr__"]
         assert sources and all(q["datasourceUid"] == DATASOURCE_UID for q in sources)
         assert all(q["model"]["datasource"]["uid"] == DATASOURCE_UID for q in sources)
-        assert rule["annotations"]["__dashboardUid__"] in board_uids
+        linked = rule["annotations"]["__dashboardUid__"]
+        assert linked in board_uids and rule["annotations"]["__panelId__"] in panel_ids[linked]
     receivers = {r["uid"] for cp in alerting_file["contactPoints"] for r in cp["receivers"]}
     names = {cp["name"] for cp in alerting_file["contactPoints"]}
     assert alerting_file["policies"][0]["receiver"] in names and alerting.CONTACT_POINT in receivers
