@@ -8,6 +8,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.boards.alerting import ALERT_QUERIES
 from streams.boards.inventory import BoardQuery, all_queries
@@ -32,11 +34,9 @@ def filled(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("boards")
     events, labels = generate(10, seed=11, days=150)
     write_dataset(root / "data", events, labels)
-    settings = Settings.from_env(
-        {"RAPPORT_HOME": str(root / "home"), "RAPPORT_SELLER_DOMAINS": SELLER_DOMAIN}
-    )
-    client = connect(settings.warehouse_url)
-    replay(read_sources([root / "data"]), settings, client)
+    env = Settings.from_env({"RAPPORT_HOME": str(root / "home"), "RAPPORT_SELLER_DOMAINS": SELLER_DOMAIN})
+    client = connect(env.warehouse_url)
+    replay(read_sources([root / "data"]), env, client)
     yield client
     client.close()
 
@@ -161,3 +161,15 @@ def test_inventory_covers_every_board_and_alert():
     assert kinds == {"time_series", "table", "variable", "alert"}
     assert len([q for q in QUERIES if q.kind == "alert"]) == len(ALERT_QUERIES)
     assert len({q.where.split(" / ")[0] for q in QUERIES if q.kind != "alert"}) == 5
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00")), min_size=1)
+)
+def test_singlequoted_values_reach_clickhouse_unchanged(filled, values):
+    """Whatever a variable holds (quotes, backslashes, SQL), ${v:singlequote} is a literal list."""
+    day = datetime(2025, 1, 1, tzinfo=UTC)
+    ctx = QueryContext(day, day + timedelta(days=1), variables={"v": values})
+    (row,) = filled.query(expand("SELECT [${v:singlequote}] AS v", ctx)).result_rows
+    assert row[0] == values
