@@ -105,6 +105,9 @@ def test_query_runs_and_has_the_shape_grafana_needs(filled, context, query: Boar
         assert "String" in types[0] or TIME.match(types[0]), f"{query.where}: values are {types[0]}"
 
     rows = filled.query(sql).result_rows
+    if query.kind == "time_series":
+        times = [row[0] for row in rows]
+        assert times == sorted(times), f"{query.where}: Grafana needs rows in time order"
     if query.where == AT_RISK:
         expected = filled.query(
             "SELECT countIf(t IN ('at_risk', 'disengaged')) FROM (SELECT argMax(tier, as_of) AS t "
