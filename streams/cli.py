@@ -345,3 +345,8 @@ def explain_account(account_id: str, since: datetime | None, as_json: bool) -> N
 def explain_meeting(meeting_id: str, as_json: bool) -> None:
     """Which preparation signals a meeting had, and which it lacked."""
     _explain("meeting", meeting_id, None, as_json)
+
+
+from streams.boards.commands import boards  # noqa: E402  (the `boards` group lives with the boards)
+
+main.add_command(boards)
