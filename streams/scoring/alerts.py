@@ -85,6 +85,8 @@ def resolve_alert(
 def resolve_kind(
     state: AccountState, kind: str, at: float, why: str, profile: Profile
 ) -> list[dict[str, Any]]:
+    if not state.alerts_open:
+        return []
     rows = []
     for key in sorted(k for k in state.alerts_open if k.startswith(kind + "|")):
         rows.extend(resolve_alert(state, kind, key.split("|", 1)[1], at, why, profile))

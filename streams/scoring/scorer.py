@@ -43,12 +43,14 @@ def score_batch(
     """Apply ``(account_id, envelope)`` records in order; states come from ``stored``."""
     result = BatchResult()
     states = result.states
+    settled_before: dict[str, int] = {}
     for account_id, envelope in records:
         state = states.get(account_id)
         if state is None:
             saved = stored.get(account_id)
             state = AccountState.from_dict(saved) if saved else AccountState(account_id)
             states[account_id] = state
+            settled_before[account_id] = state.settled
         late_before = state.late
         try:
             rows = state.apply(envelope, lateness_s, profile)
@@ -62,6 +64,10 @@ def score_batch(
         result.applied += 1
         for table, row in rows:
             result.rows.setdefault(table, []).append(row)
+    # The open day's health once per account and batch, not once per event.
+    for account_id, state in states.items():
+        if state.settled > settled_before[account_id] and (health := state.provisional_health(profile)):
+            result.rows.setdefault("account_health", []).append(health[1])
     return result
 
 

@@ -143,18 +143,22 @@ class AccountState:
             if kind == "interaction" and not data["automated"]:
                 self._advance(at, profile, rows)
             rows.extend(self._settle_one(at, event_id, kind, data, profile))
-        if self.open_day is not None:
-            rows.append(("account_health", self._health(self.settled_until, profile, final=False)))
         return rows
+
+    def provisional_health(self, profile: Profile = DEFAULT) -> Row | None:
+        """The still-open day's row as of now; written once per batch, rewritten until the day
+        closes (its final row has the higher, odd version)."""
+        if self.open_day is None:
+            return None
+        return ("account_health", self._health(self.settled_until, profile, final=False))
 
     def flush(self, profile: Profile = DEFAULT, now: float = math.inf) -> list[Row]:
         """Settle everything pending and close the value windows that ended before ``now``
         (the clock when idle; infinity at the end of a replay)."""
         rows = self.settle(math.inf, profile)
-        closed = close_windows(self, now, profile)
-        rows.extend(("interaction_value", r) for r in closed)
-        if closed and not rows[: -len(closed)] and self.open_day is not None:
-            rows.append(("account_health", self._health(self.settled_until, profile, final=False)))
+        rows.extend(("interaction_value", r) for r in close_windows(self, now, profile))
+        if rows and (health := self.provisional_health(profile)):
+            rows.append(health)
         return rows
 
     # --- time --------------------------------------------------------------------------------
@@ -192,6 +196,8 @@ class AccountState:
         return account_health(self, now, profile, 2 * self.settled + int(final))
 
     def score_on_or_before(self, day: int) -> float | None:
+        if (score := self.day_scores.get(str(day))) is not None:  # every closed day has a score
+            return score
         earlier = [int(d) for d in self.day_scores if int(d) <= day]
         return self.day_scores[str(max(earlier))] if earlier else None
 

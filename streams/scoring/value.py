@@ -106,6 +106,8 @@ def note_stage_advanced(state: AccountState, at: float, event_id: str, profile: 
 
 def close_windows(state: AccountState, until: float, profile: Profile) -> list[dict[str, Any]]:
     """Value rows of the windows that end before ``until``, oldest first."""
+    if not state.open_values:
+        return []
     v = profile.value
     window = v.response_window_days * DAY
     due = sorted(
