@@ -110,6 +110,14 @@ def summary_table(client: Client) -> Table:
         ("contacts", "SELECT count() FROM rapport.contacts FINAL"),
         ("opportunities", "SELECT count() FROM rapport.opportunities FINAL"),
         ("health snapshots (account × day)", "SELECT count() FROM rapport.account_health FINAL"),
+        ("meetings scored for preparedness", "SELECT count() FROM rapport.meeting_preparedness FINAL"),
+        (
+            "  very prepared (≥ 75)",
+            "SELECT countIf(tier = 'very_prepared') FROM rapport.meeting_preparedness FINAL",
+        ),
+        ("interactions valued", "SELECT count() FROM rapport.interaction_value FINAL"),
+        ("alerts raised", "SELECT count() FROM rapport.alerts FINAL"),
+        ("  still open", "SELECT countIf(status = 'open') FROM rapport.alerts FINAL"),
         ("rejected events", "SELECT count() FROM rapport.rejected_events FINAL"),
     ]
     for label, sql in queries:
