@@ -58,7 +58,7 @@ class History:
     def meeting(
         self, start: datetime, buyers: list[str], created: datetime, description: int = 0, **kw: Any
     ) -> str:
-        uid = f"mtg{self.n + 1}"
+        uid = kw.get("uid") or f"mtg{self.n + 1}"
         self._add(
             "interaction/1",
             start,
@@ -119,6 +119,19 @@ class History:
                 "name": email,
                 "title": title,
                 "active": active,
+                "updated_at": format_time(at),
+            },
+        )
+
+    def account(self, at: datetime, owner: str) -> str:
+        return self._add(
+            "crm_account/1",
+            at,
+            {
+                "account_id": ACCOUNT,
+                "name": "Buyer Inc",
+                "domains": [ACCOUNT],
+                "owner": owner,
                 "updated_at": format_time(at),
             },
         )
@@ -229,3 +242,36 @@ def test_a_profile_override_changes_scores_and_model_version(tmp_path: Any, weig
     profile = load_profile(path)
     assert profile.model_version == "mine-1" and profile.preparedness.weight_agenda == 0
     assert profile.health == DEFAULT.health  # untouched sections keep the defaults
+
+
+def test_a_new_owner_who_never_makes_contact_is_flagged_and_one_who_does_is_not() -> None:
+    h = History()
+    h.account(T0, SELLER)
+    h.email(T0 + timedelta(days=1), SELLER, ["ann@buyer.com"])
+    h.account(T0 + timedelta(days=2), "new@seller.com")
+    for n in range(3, 40, 3):  # the old owner keeps writing; the new one never does
+        h.email(T0 + timedelta(days=n), SELLER, ["ann@buyer.com"])
+    alerts = [r for r in h.rows()["alerts"] if r["kind"] == "owner_no_contact"]
+    assert [(r["subject"], r["status"]) for r in alerts] == [("new@seller.com", "open")]
+    raised = alerts[0]["raised_at"]
+    assert raised - (T0 + timedelta(days=2)) >= timedelta(days=DEFAULT.alerts.owner_grace_days)
+
+
+def test_repeated_cancellations_raise_one_alert() -> None:
+    h = History()
+    for n in range(3):
+        start = T0 + timedelta(days=7 * n)
+        meeting = h.meeting(start, ["ann@buyer.com"], start - timedelta(days=2))
+        h.meeting(
+            start,
+            ["ann@buyer.com"],
+            start - timedelta(days=2),
+            uid=meeting.removeprefix("meeting:"),
+            sequence=1,
+            status="cancelled",
+        )
+    h.email(T0 + timedelta(days=60), SELLER, ["ann@buyer.com"])
+    alerts = [r for r in h.rows()["alerts"] if r["kind"] == "cancellations"]
+    assert len(alerts) == 1 and alerts[0]["status"] == "resolved"
+    values = [r for r in h.rows()["interaction_value"] if r["channel"] == "meeting"]
+    assert values and all("cancelled" in r["outcomes"] for r in values)
