@@ -164,7 +164,7 @@ def test_listed_domain_lands_on_the_crm_account_live_and_in_replay(tmp_path: Pat
     write_dataset(folder, events, {})
     queries = {
         "interactions": "SELECT interaction_id, account_id, toString(match_method), "
-        "round(match_confidence, 2) FROM rapport.interactions FINAL ORDER BY interaction_id",
+        "round(toFloat64(match_confidence), 2) FROM rapport.interactions FINAL ORDER BY interaction_id",
         "accounts": "SELECT account_id, provisional FROM rapport.accounts FINAL ORDER BY account_id",
         "unmatched": "SELECT count() FROM rapport.rejected_events FINAL WHERE reason LIKE 'unmatched%'",
     }
