@@ -19,7 +19,7 @@ from typing import Any
 
 from streams.contracts import ContractError, Envelope, parse_time
 from streams.identity.directory import CrmDirectory, normalise_address
-from streams.identity.domains import FREE_MAIL, registered_domain
+from streams.identity.domains import organisation_domain, registered_domain
 
 AUTOMATED_LOCALPARTS = frozenset(
     {
@@ -148,20 +148,13 @@ ROLE_LOCALPARTS = AUTOMATED_LOCALPARTS | frozenset(
 
 def is_organisation(address: str) -> bool:
     """The address belongs to an organisation's own domain (not free-mail, not a bare suffix)."""
-    organisation = registered_domain(address.rpartition("@")[2])
-    return bool(organisation) and organisation not in FREE_MAIL
+    return bool(organisation_domain(domain_of(address)))
 
 
 def can_create_account(address: str) -> bool:
     """Free-mail and role addresses, and bare public suffixes, never become accounts."""
-    local, _, domain = address.rpartition("@")
-    organisation = registered_domain(domain)
-    return (
-        bool(organisation)
-        and organisation not in FREE_MAIL
-        and local not in ROLE_LOCALPARTS
-        and not is_bulk_sender(address)
-    )
+    local = address.rpartition("@")[0]
+    return is_organisation(address) and local not in ROLE_LOCALPARTS and not is_bulk_sender(address)
 
 
 def thread_key(email: dict[str, Any], participants: Iterable[str]) -> str:
