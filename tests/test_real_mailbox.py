@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from streams.config import Settings
-from streams.identity.resolver import FREE_MAIL, Resolver, registered_domain
+from streams.identity.domains import FREE_MAIL, registered_domain
+from streams.identity.resolver import Resolver
 from streams.runtime.replay import replay
 from streams.sinks.warehouse import connect
 from streams.sources.reader import Tally, read_sources

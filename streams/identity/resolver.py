@@ -1,11 +1,12 @@
 """Identity resolution: a raw envelope becomes canonical records keyed by account.
 
 Deterministic, so the live agent and replay place every event identically: the account of an
-email or meeting is the CRM account of a buyer who is a known contact (the contact directory,
-:mod:`streams.identity.contacts`, the resolver's only state), else the registered domain of its
-buyer-side participants; CRM records keep the account id they carry. The seller side is decided
-by the configured seller domains. Automated mail is flagged here (and excluded from scoring
-downstream, but kept and counted).
+email or meeting is the CRM account of a buyer who is a known contact, else the CRM account
+that lists a buyer's registered domain (both from the CRM directory,
+:mod:`streams.identity.directory`, the resolver's only state), else the registered domain of its
+buyer-side participants as a provisional account; CRM records keep the account id they carry.
+The seller side is decided by the configured seller domains. Automated mail is flagged here
+(and excluded from scoring downstream, but kept and counted).
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-import tldextract
-
 from streams.contracts import ContractError, Envelope, parse_time
-from streams.identity.contacts import ContactDirectory, normalise_address
+from streams.identity.directory import CrmDirectory, normalise_address
+from streams.identity.domains import organisation_domain, registered_domain
 
 AUTOMATED_LOCALPARTS = frozenset(
     {
@@ -85,12 +84,30 @@ def is_bulk_sender(address: str) -> bool:
 CRM_ENTITIES = ("crm_account/1", "crm_contact/1", "crm_opportunity/1")
 CRM_CONFIDENCE = 1.0  # CRM records and activities: the CRM names the account
 CONTACT_CONFIDENCE = 0.95  # a buyer address is a known CRM contact of the account
-DOMAIN_CONFIDENCE = 0.8  # the buyers' one corporate domain
+CRM_DOMAIN_CONFIDENCE = 0.9  # a buyer's domain is listed by exactly one CRM account
+# A buyer's domain is listed by several CRM accounts: one is picked (most buyers, then lowest
+# id) but it is a guess, below the 0.5 that the data-quality board counts as low confidence.
+SHARED_CRM_DOMAIN_CONFIDENCE = 0.45
+DOMAIN_CONFIDENCE = 0.8  # the buyers' one corporate domain (a provisional account)
 SPLIT_DOMAIN_CONFIDENCE = 0.5  # the most common of several corporate domains among the buyers
 
 
 class ResolveError(ContractError):
     """A valid message that cannot be placed on any account; the text says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The account an interaction is placed on, how it was found and how sure that is."""
+
+    account_id: str
+    method: str
+    confidence: float
+    candidates: tuple[str, ...] = ()  # every account that could have been meant, when several
+
+    def detail(self) -> dict[str, Any]:
+        """What the ``detail`` column records about the match: the candidates of a guess."""
+        return {"match_candidates": list(self.candidates)} if len(self.candidates) > 1 else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,49 +122,6 @@ def domain_of(address: str) -> str:
     return address.rpartition("@")[2]
 
 
-# The public suffix list snapshot bundled with tldextract; never fetched over the network.
-_PSL = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-FREE_MAIL = frozenset(
-    {
-        "gmail.com",
-        "googlemail.com",
-        "yahoo.com",
-        "yahoo.co.uk",
-        "ymail.com",
-        "hotmail.com",
-        "hotmail.co.uk",
-        "outlook.com",
-        "live.com",
-        "msn.com",
-        "aol.com",
-        "icloud.com",
-        "me.com",
-        "mac.com",
-        "proton.me",
-        "protonmail.com",
-        "gmx.com",
-        "gmx.de",
-        "gmx.net",
-        "web.de",
-        "mail.com",
-        "yandex.ru",
-        "qq.com",
-        "163.com",
-        "zoho.com",
-        "earthlink.net",
-        "comcast.net",
-        "att.net",
-        "juno.com",
-        "excite.com",
-        "netscape.net",
-        "prodigy.net",
-        "compuserve.com",
-        "bellsouth.net",
-        "verizon.net",
-        "sbcglobal.net",
-    }
-)
 ROLE_LOCALPARTS = AUTOMATED_LOCALPARTS | frozenset(
     {
         "info",
@@ -172,28 +146,15 @@ ROLE_LOCALPARTS = AUTOMATED_LOCALPARTS | frozenset(
 )
 
 
-@lru_cache(maxsize=65536)
-def registered_domain(domain: str) -> str:
-    """The organisation's domain under its public suffix ('' if the domain is a suffix itself)."""
-    return str(_PSL(domain).top_domain_under_public_suffix).lower()
-
-
 def is_organisation(address: str) -> bool:
     """The address belongs to an organisation's own domain (not free-mail, not a bare suffix)."""
-    organisation = registered_domain(address.rpartition("@")[2])
-    return bool(organisation) and organisation not in FREE_MAIL
+    return bool(organisation_domain(domain_of(address)))
 
 
 def can_create_account(address: str) -> bool:
     """Free-mail and role addresses, and bare public suffixes, never become accounts."""
-    local, _, domain = address.rpartition("@")
-    organisation = registered_domain(domain)
-    return (
-        bool(organisation)
-        and organisation not in FREE_MAIL
-        and local not in ROLE_LOCALPARTS
-        and not is_bulk_sender(address)
-    )
+    local = address.rpartition("@")[0]
+    return is_organisation(address) and local not in ROLE_LOCALPARTS and not is_bulk_sender(address)
 
 
 def thread_key(email: dict[str, Any], participants: Iterable[str]) -> str:
@@ -218,9 +179,9 @@ def thread_key(email: dict[str, Any], participants: Iterable[str]) -> str:
 class Resolver:
     """Places raw envelopes on accounts for one set of seller domains."""
 
-    def __init__(self, seller_domains: Iterable[str], contacts: ContactDirectory | None = None) -> None:
+    def __init__(self, seller_domains: Iterable[str], directory: CrmDirectory | None = None) -> None:
         self.seller_domains = tuple(sorted({d.lower() for d in seller_domains}))
-        self.contacts = contacts or ContactDirectory()
+        self.directory = directory or CrmDirectory()
 
     def is_seller(self, address: str) -> bool:
         domain = domain_of(address)
@@ -235,8 +196,8 @@ class Resolver:
             return [self._meeting(envelope)]
         if schema == "crm_activity/1":
             return [self._activity(envelope)]
-        if schema == "crm_contact/1":
-            self.contacts.learn(envelope)
+        if schema in ("crm_contact/1", "crm_account/1"):
+            self.directory.learn(envelope)
         if schema in CRM_ENTITIES:
             return [Resolved(envelope.payload["account_id"], envelope)]
         if schema == "crm_seller/1":  # not an account's record: keyed by the seller
@@ -250,14 +211,15 @@ class Resolver:
             (sellers if self.is_seller(address) else buyers).append(address)
         return sellers, buyers
 
-    def _account(
-        self, buyers: list[str], envelope: Envelope, automated: bool = False
-    ) -> tuple[str, str, float]:
-        """The buyers' account, how it was found and how sure that is.
+    def _account(self, buyers: list[str], envelope: Envelope, automated: bool = False) -> Match:
+        """The buyers' account, in the order: CRM contact, CRM account domain, provisional domain.
 
         A buyer address that is a known CRM contact decides first (the most common contact
-        account). Otherwise the buyers' organisation domain: automated mail keeps its sender's
-        organisation (it is counted, never scored); a person's mail needs a corporate address.
+        account). Next a buyer's organisation domain listed by a CRM account (any address on it,
+        role addresses included: they join an account, they do not create one). Otherwise the
+        buyers' organisation domain becomes a provisional account: automated mail keeps its
+        sender's organisation (it is counted, never scored); a person's mail needs a corporate
+        address. Ties go to the lowest id, so every resolver decides alike.
         """
         if not self.seller_domains:
             raise ResolveError(
@@ -267,18 +229,29 @@ class Resolver:
         if not buyers:
             raise ResolveError(f"{envelope.event_id}: only seller-side participants; no account")
         at = parse_time(envelope.occurred_at).timestamp()
-        known = Counter(a for a in (self.contacts.account_of(b, at) for b in buyers) if a)
+        known = Counter(a for a in (self.directory.account_of(b, at) for b in buyers) if a)
         if known:
-            return min(known, key=lambda a: (-known[a], a)), "crm_contact", CONTACT_CONFIDENCE
+            return Match(min(known, key=lambda a: (-known[a], a)), "crm_contact", CONTACT_CONFIDENCE)
+        listed: Counter[str] = Counter()
+        for buyer in buyers:
+            if is_organisation(buyer):
+                listed.update(self.directory.accounts_of_domain(registered_domain(domain_of(buyer)), at))
+        if listed:
+            candidates = tuple(sorted(listed, key=lambda a: (-listed[a], a)))
+            shared = len(candidates) > 1
+            confidence = SHARED_CRM_DOMAIN_CONFIDENCE if shared else CRM_DOMAIN_CONFIDENCE
+            return Match(candidates[0], "crm_domain", confidence, candidates)
         corporate = [b for b in buyers if can_create_account(b) or (automated and is_organisation(b))]
         if not corporate:
+            # No ": " in the reason: ingest summaries group reasons by what follows the first one,
+            # and the data-quality board counts reasons starting with "unmatched".
             raise ResolveError(
-                f"{envelope.event_id}: unmatched: the buyer side has only free-mail, role or "
-                "public-suffix addresses, which never create accounts"
+                "unmatched; the buyer side has only free-mail, role or public-suffix addresses, "
+                "which never create accounts"
             )
         counts = Counter(registered_domain(domain_of(b)) for b in corporate)
         confidence = DOMAIN_CONFIDENCE if len(counts) == 1 else SPLIT_DOMAIN_CONFIDENCE
-        return min(counts, key=lambda d: (-counts[d], d)), "domain", confidence
+        return Match(min(counts, key=lambda d: (-counts[d], d)), "domain", confidence)
 
     def _interaction(self, envelope: Envelope, account_id: str, **fields: Any) -> Resolved:
         payload = {
@@ -317,25 +290,26 @@ class Resolver:
         sender = normalise_address(p["from"])
         sellers, buyers = self._split([sender, *p["to"], *p.get("cc", [])])
         automated = self.is_automated(envelope)
-        account_id, method, confidence = self._account(buyers, envelope, automated)
+        match = self._account(buyers, envelope, automated)
         direction = "outbound" if self.is_seller(sender) else "inbound"
         return self._interaction(
             envelope,
-            account_id,
+            match.account_id,
             interaction_id=f"email:{p['message_id']}",
             channel="email",
             direction=direction,
             sellers=sellers,
             buyers=buyers,
             automated=automated,
-            match_method=method,
-            match_confidence=confidence,
+            match_method=match.method,
+            match_confidence=match.confidence,
             thread_id=thread_key(p, [*sellers, *buyers]),
             in_reply_to=p.get("in_reply_to"),
             detail={
                 "size_bytes": p.get("size_bytes", 0),
                 "has_attachments": p.get("has_attachments", False),
                 "sender": sender,
+                **match.detail(),
             },
         )
 
@@ -344,10 +318,10 @@ class Resolver:
         organizer = normalise_address(p["organizer"])
         statuses = {normalise_address(a["email"]): a.get("partstat", "NEEDS-ACTION") for a in p["attendees"]}
         sellers, buyers = self._split([organizer, *statuses])
-        account_id, method, confidence = self._account(buyers, envelope)
+        match = self._account(buyers, envelope)
         return self._interaction(
             envelope,
-            account_id,
+            match.account_id,
             interaction_id=f"meeting:{p['uid']}",
             channel="meeting",
             kind="meeting",
@@ -355,8 +329,8 @@ class Resolver:
             sellers=sellers,
             buyers=buyers,
             automated=False,
-            match_method=method,
-            match_confidence=confidence,
+            match_method=match.method,
+            match_confidence=match.confidence,
             version=p["sequence"],
             status=p["status"].lower(),
             detail={
@@ -365,6 +339,7 @@ class Resolver:
                 "end": p["end"],
                 "created": p.get("created"),
                 "description_length": p.get("description_length", 0),
+                **match.detail(),
             },
         )
 

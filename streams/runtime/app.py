@@ -3,7 +3,8 @@
 * ``resolve`` reads ``raw`` (email, meeting and CRM envelopes), validates each message,
   places it on an account (:mod:`streams.identity.resolver`) and sends the canonical record to
   ``interactions`` keyed by ``account_id``. Bad input goes to ``deadletter`` with the reason.
-  The CRM contacts it sees feed the ``contact-directory`` global table, which every worker reads.
+  The CRM contacts and account domains it sees feed the ``contact-directory`` global table,
+  which every worker reads.
 * ``score`` reads ``interactions`` in batches (size and time bounded), runs the pure core
   (:func:`streams.scoring.scorer.score_batch`) against per-account state in a RocksDB table,
   writes the rows to the warehouse (retrying inside the loop body until they land, because
@@ -41,7 +42,7 @@ from streams.config import (
 )
 from streams.contracts import ContractError, Envelope, decode, format_time, make
 from streams.deadletters import dead_letter, rejected_row
-from streams.identity.contacts import ContactDirectory
+from streams.identity.directory import CrmDirectory
 from streams.identity.resolver import Resolver
 from streams.runtime.status import WorkerStatus
 from streams.scoring.profile import Profile, load_profile
@@ -177,9 +178,10 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
     deadletter = app.topic(TOPIC_DEADLETTER, value_serializer="raw", key_serializer="raw")
     scores = app.topic(TOPIC_SCORES, value_serializer="raw", key_serializer="raw")
     states = app.Table("account-state", partitions=settings.partitions)  # json keys and values
-    # Every worker resolves with every CRM contact: a global table fed by the crm_contact records
-    # resolve sees. One changelog partition and a recovery buffer of 1, as faust's GlobalTable
-    # docs advise for several workers; use_partitioner because raw has other partition counts.
+    # Every worker resolves with every CRM contact and account domain: a global table fed by the
+    # crm_contact and crm_account records resolve sees. One changelog partition and a recovery
+    # buffer of 1, as faust's GlobalTable docs advise for several workers; use_partitioner
+    # because raw has other partition counts.
     # In memory (rebuilt from its changelog at start): workers share one state folder, and each
     # would lock the same RocksDB files of a global table. ("memory://" alone is an empty URL to
     # faust, which then falls back to the app's RocksDB store.)
@@ -191,7 +193,7 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
         use_partitioner=True,
         synchronize_all_active_partitions=True,
     )
-    resolver = Resolver(settings.seller_domains, ContactDirectory(contacts))
+    resolver = Resolver(settings.seller_domains, CrmDirectory(contacts))
     profile = load_profile(settings.scoring_profile)
     status = WorkerStatus(settings.status_file)
     loop = ScoreLoop(idle_flush_s)

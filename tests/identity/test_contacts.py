@@ -12,7 +12,7 @@ from rich.console import Console
 
 from streams.config import Settings
 from streams.contracts import Envelope, make, parse_time
-from streams.identity.contacts import ContactDirectory
+from streams.identity.directory import CrmDirectory
 from streams.identity.resolver import (
     CONTACT_CONFIDENCE,
     DOMAIN_CONFIDENCE,
@@ -67,7 +67,7 @@ def test_a_known_contact_decides_the_account_at_event_time() -> None:
 
 
 def test_directory_answers_follow_event_time() -> None:
-    directory = ContactDirectory()
+    directory = CrmDirectory()
     for record in (
         contact(SUBSIDIARY, "2026-01-10T00:00:00.000Z"),
         contact(SUBSIDIARY, "2026-02-10T00:00:00.000Z", account="crm:other"),
@@ -105,7 +105,7 @@ def test_directory_does_not_depend_on_arrival_order_or_repeats(
     ]
     shuffled = records + rng.sample(records, len(records))  # every record, some twice, any order
     rng.shuffle(shuffled)
-    in_order, arrived = ContactDirectory(), ContactDirectory()
+    in_order, arrived = CrmDirectory(), CrmDirectory()
     for record in sorted(records, key=lambda r: r.occurred_at):
         in_order.learn(record)
     for record in shuffled:

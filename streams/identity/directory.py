@@ -1,0 +1,93 @@
+"""The CRM directory: which account an address or an organisation domain belongs to, over event time.
+
+Fed by ``crm_contact/1`` records (address → account) and ``crm_account/1`` records (account →
+the domains it lists), read by the resolver before the provisional domain rule, so that a
+consultant writing from gmail.com, a buyer on a subsidiary's domain, or anyone on a domain the
+CRM lists lands on the CRM account rather than on a provisional one.
+
+Both kinds are kept the same way: each key holds its recent versions as ``[since, value]``
+pairs, and a lookup takes the version in force at the interaction's event time (``None`` for a
+contact made inactive). Answers therefore depend on event time, not on the order records arrive
+in: a record processed late (another partition, another worker) changes nothing for mail older
+than it. A domain also keeps the ids of every account that ever listed it (a union, so equally
+order-free); an account's version in force decides whether it lists the domain at that time.
+The store is any mutable mapping: a dict in replay and ingest, a faust ``GlobalTable`` in the
+live ``resolve`` agent so that every worker sees every CRM record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from streams.contracts import Envelope, parse_time
+from streams.identity.domains import organisation_domain
+
+VERSIONS_KEPT = 8  # per key; older versions only matter for mail older than all of them
+
+# Key prefixes: one store holds all three, so one global table serves the live workers.
+ADDRESS = "address:"  # → versions of [since, account id or None]
+ACCOUNT = "account:"  # → versions of [since, sorted organisation domains]
+DOMAIN = "domain:"  # → sorted ids of every account that has listed the domain
+
+
+def normalise_address(address: str) -> str:
+    """Lower-case, drop plus-addressing and repeated dots in the local part."""
+    local, _, domain = address.strip().strip("<>").lower().rpartition("@")
+    local = local.split("+", 1)[0]
+    while ".." in local:
+        local = local.replace("..", ".")
+    return f"{local.strip('.')}@{domain.strip('.')}"
+
+
+class CrmDirectory:
+    """CRM contacts and account domains as event-time versions, in a store shared by resolvers."""
+
+    def __init__(self, store: MutableMapping[str, Any] | None = None) -> None:
+        self.store: MutableMapping[str, Any] = {} if store is None else store
+
+    def learn(self, envelope: Envelope) -> None:
+        """Record one ``crm_contact/1`` or ``crm_account/1`` version (a repeat changes nothing)."""
+        payload = envelope.payload
+        since = parse_time(envelope.occurred_at).timestamp()
+        if envelope.schema == "crm_contact/1":
+            account = payload["account_id"] if payload.get("active", True) else None
+            self._add_version(ADDRESS + normalise_address(payload["email"]), since, account)
+        elif envelope.schema == "crm_account/1":
+            account = payload["account_id"]
+            domains = sorted({d for d in map(organisation_domain, payload["domains"]) if d})
+            self._add_version(ACCOUNT + account, since, domains)
+            for domain in domains:
+                listed = set(self.store.get(DOMAIN + domain) or [])
+                if account not in listed:
+                    self.store[DOMAIN + domain] = sorted(listed | {account})
+
+    def account_of(self, address: str, at: float) -> str | None:
+        """The account of a (normalised) address at event time ``at``; ``None`` if unknown."""
+        account: str | None = self._value_at(ADDRESS + address, at)
+        return account
+
+    def accounts_of_domain(self, domain: str, at: float) -> list[str]:
+        """The CRM accounts listing an organisation domain at event time ``at``, sorted by id."""
+        return [
+            account
+            for account in self.store.get(DOMAIN + domain) or []
+            if domain in (self._value_at(ACCOUNT + account, at) or ())
+        ]
+
+    def _add_version(self, key: str, since: float, value: Any) -> None:
+        entry = [since, value]
+        versions = [list(v) for v in self.store.get(key) or []]
+        if entry in versions:
+            return
+        versions.append(entry)
+        versions.sort(key=lambda v: (v[0], str(v[1])))
+        self.store[key] = versions[-VERSIONS_KEPT:]
+
+    def _value_at(self, key: str, at: float) -> Any:
+        value = None
+        for since, held in self.store.get(key) or []:
+            if since > at:
+                break
+            value = held
+        return value
