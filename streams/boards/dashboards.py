@@ -651,7 +651,7 @@ WHERE $__timeFilter(ingested_at) AND reason LIKE 'unmatched%'"""),
                 ClickHouse("""
 SELECT toString(match_method) AS match_method, count() AS interactions,
        round(avg(match_confidence), 3) AS average_confidence,
-       countIf(match_confidence < 0.5) AS low_confidence
+       countIf(match_confidence <= 0.5) AS low_confidence
 FROM rapport.interactions FINAL
 WHERE $__timeFilter(occurred_at)
 GROUP BY match_method
