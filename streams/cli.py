@@ -364,7 +364,12 @@ SORT_KEYS = ("health", "trend", "depth", "engaged", "last-touch", "alerts", "acc
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @friendly_errors
 def accounts(
-    tier: tuple[str, ...], at_risk: bool, seller: str | None, sort: str, reverse: bool, limit: int | None,
+    tier: tuple[str, ...],
+    at_risk: bool,
+    seller: str | None,
+    sort: str,
+    reverse: bool,
+    limit: int | None,
     as_json: bool,
 ) -> None:
     """Accounts with health, tier, 30-day trend, depth, engaged contacts, last touch, open alerts
@@ -397,7 +402,9 @@ def account(account_id: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only alerts raised on or after DATE.")
+@click.option(
+    "--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only alerts raised on or after DATE."
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most N alerts.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @friendly_errors
@@ -414,7 +421,9 @@ def alerts(since: datetime | None, limit: int | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--quarter", metavar="YYYYQN", help="Quarter to review, e.g. 2026Q3 [default: the last complete one].")
+@click.option(
+    "--quarter", metavar="YYYYQN", help="Quarter to review, e.g. 2026Q3 [default: the last complete one]."
+)
 @click.option("--account", "account_id", metavar="ID", help="Review this account.")
 @click.option("--all", "every", is_flag=True, help="Review every account scored in the quarter.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)

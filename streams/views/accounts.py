@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from streams.scoring.titles import SENIORITIES
 from streams.views.explain import account_explanation, render_account
-from streams.views.read import plain, rows, scored_days
+from streams.views.read import cells, plain, rows, scored_days
 
 AT_RISK_TIERS = ("at_risk", "disengaged")
 
@@ -34,8 +35,10 @@ LATEST_HEALTH = (
     "h.engaged_contacts AS engaged_contacts, h.last_touch AS last_touch, h.top_reason AS top_reason, "
     "JSONExtract(h.explanation, 'sellers_engaged', 'Array(String)') AS sellers_engaged, "
     "ifNull(o.open_alerts, 0) AS open_alerts "
-    "FROM (SELECT * FROM rapport.account_health FINAL ORDER BY account_id, as_of DESC LIMIT 1 BY account_id) AS h "
-    "LEFT JOIN (SELECT account_id, name, owner FROM rapport.accounts FINAL) AS a ON a.account_id = h.account_id "
+    "FROM (SELECT * FROM rapport.account_health FINAL ORDER BY account_id, as_of "
+    "DESC LIMIT 1 BY account_id) AS h "
+    "LEFT JOIN (SELECT account_id, name, owner FROM rapport.accounts FINAL) AS a ON "
+    "a.account_id = h.account_id "
     "LEFT JOIN (SELECT account_id, count() AS open_alerts FROM rapport.alerts FINAL WHERE status = 'open' "
     "GROUP BY account_id) AS o ON o.account_id = h.account_id"
 )
@@ -73,15 +76,17 @@ def render_accounts(accounts: list[dict[str, Any]], console: Console) -> None:
     )
     for a in accounts:
         table.add_row(
-            a["account_id"],
-            a["name"] or "",
-            f"{a['score']:.0f}",
-            a["tier"],
-            f"{a['trend_30d']:+.0f}",
-            f"{a['depth']:.0f}",
-            str(a["engaged_contacts"]),
-            (a["last_touch"] or "never")[:16].replace("T", " "),
-            str(a["open_alerts"]),
+            *cells(
+                a["account_id"],
+                a["name"] or "",
+                f"{a['score']:.0f}",
+                a["tier"],
+                f"{a['trend_30d']:+.0f}",
+                f"{a['depth']:.0f}",
+                str(a["engaged_contacts"]),
+                (a["last_touch"] or "never")[:16].replace("T", " "),
+                str(a["open_alerts"]),
+            )
         )
     console.print(table)
     console.print(f"{len(accounts)} account(s)")
@@ -100,8 +105,10 @@ def contacts_by_role(client: Any, account_id: str) -> list[dict[str, Any]]:
         "/ 86400 / (b.interactions - 1), 1), NULL) AS cadence_days "
         "FROM (SELECT arrayJoin(buyers) AS email, count() AS interactions, "
         "min(occurred_at) AS first_interaction, max(occurred_at) AS last_interaction "
-        "FROM rapport.interactions FINAL WHERE account_id = {a:String} AND automated = 0 GROUP BY email) AS b "
-        "LEFT JOIN (SELECT email, name, title, seniority, department, active FROM rapport.contacts FINAL) AS c "
+        "FROM rapport.interactions FINAL WHERE account_id = {a:String} AND automated = 0 "
+        "GROUP BY email) AS b "
+        "LEFT JOIN (SELECT email, name, title, seniority, department, active FROM "
+        "rapport.contacts FINAL) AS c "
         "ON c.email = b.email ORDER BY seniority, department, b.last_interaction DESC",
         {"a": account_id},
     )
@@ -111,15 +118,19 @@ def account_detail(client: Any, account_id: str, recent: int = 10) -> dict[str, 
     """Scores with their explanation, contacts by role, recent meetings, value moments, alerts."""
     scored_days(client)
     view = account_explanation(client, account_id)
-    named = rows(client, "SELECT name, owner FROM rapport.accounts FINAL WHERE account_id = {a:String}",
-                 {"a": account_id})
+    named = rows(
+        client,
+        "SELECT name, owner FROM rapport.accounts FINAL WHERE account_id = {a:String}",
+        {"a": account_id},
+    )
     order = {s: i for i, s in enumerate((*SENIORITIES, "unknown"))}
     contacts = sorted(
         contacts_by_role(client, account_id), key=lambda c: (order.get(c["seniority"], 9), c["department"])
     )
     meetings = rows(
         client,
-        "SELECT meeting_id, starts_at, seller, status, score, tier, missing FROM rapport.meeting_preparedness "
+        "SELECT meeting_id, starts_at, seller, status, score, tier, missing FROM "
+        "rapport.meeting_preparedness "
         "FINAL WHERE account_id = {a:String} ORDER BY starts_at DESC LIMIT {n:UInt32}",
         {"a": account_id, "n": recent},
     )
@@ -150,36 +161,56 @@ def account_detail(client: Any, account_id: str, recent: int = 10) -> dict[str, 
 
 
 def render_account_detail(view: dict[str, Any], console: Console) -> None:
-    console.print(f"[bold]{view['name'] or view['account_id']}[/] (owner {view['owner'] or 'none'})")
+    console.print(
+        escape(f"{view['name'] or view['account_id']} (owner {view['owner'] or 'none'})"), style="bold"
+    )
     render_account({**view, "since": None, "evidence": [], "alerts": []}, console)
     contacts = Table("seniority", "function", "contact", "title", "interactions", "last", "every (days)")
     for c in view["contacts"]:
         contacts.add_row(
-            c["seniority"],
-            c["department"],
-            c["email"] + ("" if c["active"] in (1, None) else " (left)"),
-            c["title"] or "",
-            str(c["interactions"]),
-            (c["last_interaction"] or "")[:10],
-            "" if c["cadence_days"] is None else f"{c['cadence_days']:.1f}",
+            *cells(
+                c["seniority"],
+                c["department"],
+                c["email"] + ("" if c["active"] in (1, None) else " (left)"),
+                c["title"] or "",
+                str(c["interactions"]),
+                (c["last_interaction"] or "")[:10],
+                "" if c["cadence_days"] is None else f"{c['cadence_days']:.1f}",
+            )
         )
     console.print(contacts)
     meetings = Table("meeting", "starts", "seller", "status", "preparedness", "missing")
     for m in view["meetings"]:
         meetings.add_row(
-            m["meeting_id"], m["starts_at"][:16], m["seller"], m["status"],
-            f"{m['score']:.0f} ({m['tier']})", ", ".join(m["missing"]),
+            *cells(
+                m["meeting_id"],
+                m["starts_at"][:16],
+                m["seller"],
+                m["status"],
+                f"{m['score']:.0f} ({m['tier']})",
+                ", ".join(m["missing"]),
+            )
         )
     console.print(meetings)
     moments = Table("when", "channel", "direction", "seller", "buyers", "value", "what the buyer did")
     for v in view["value_moments"]:
         moments.add_row(
-            v["occurred_at"][:16], v["channel"], v["direction"], v["seller"], ", ".join(v["buyers"]),
-            f"{v['score']:.0f}", ", ".join(v["outcomes"]) or "nothing yet",
+            *cells(
+                v["occurred_at"][:16],
+                v["channel"],
+                v["direction"],
+                v["seller"],
+                ", ".join(v["buyers"]),
+                f"{v['score']:.0f}",
+                ", ".join(v["outcomes"]) or "nothing yet",
+            )
         )
     console.print(moments)
     for a in view["alerts"]:
         ended = f", ended {a['ended_at'][:10]}" if a["ended_at"] else ""
-        console.print(f"  alert {a['raised_at'][:16]} [{a['severity']}] {a['kind']} ({a['status']}{ended}): "
-                      f"{a['reason']}")
-
+        console.print(
+            escape(
+                f"  alert {a['raised_at'][:16]} [{a['severity']}] {a['kind']} "
+                f"({a['status']}{ended}): {a['reason']}"
+            )
+        )

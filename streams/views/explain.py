@@ -13,8 +13,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from streams.views.read import ViewError
-from streams.views.read import rows
+from streams.views.read import ViewError, rows
 
 __all__ = ["ViewError", "account_explanation", "meeting_explanation", "render_account", "render_meeting"]
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from rich.text import Text
+
 
 class ViewError(LookupError):
     """Nothing to show; the message says what to do instead."""
@@ -20,7 +22,9 @@ def rows(client: Any, sql: str, parameters: dict[str, Any] | None = None) -> lis
 
 def scored_days(client: Any) -> tuple[date, date]:
     """First and last day with a health score; an empty warehouse says how to fill it."""
-    found = rows(client, "SELECT min(as_of) AS first, max(as_of) AS last, count() AS n FROM rapport.account_health")
+    found = rows(
+        client, "SELECT min(as_of) AS first, max(as_of) AS last, count() AS n FROM rapport.account_health"
+    )
     if not found or not found[0]["n"]:
         raise ViewError(
             "the warehouse has no scores yet; fill it with `rapport demo`, `rapport replay PATH` "
@@ -40,3 +44,8 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
+
+
+def cells(*values: Any) -> list[Text]:
+    """Table cells as plain text: names and subjects from real mail may contain rich markup."""
+    return [Text("" if v is None else str(v)) for v in values]

@@ -72,7 +72,8 @@ def reviewed_accounts(client: Any, quarter: Quarter, account_id: str | None) -> 
         r["account_id"]
         for r in rows(
             client,
-            "SELECT DISTINCT account_id FROM rapport.account_health FINAL WHERE as_of BETWEEN {s:Date} AND {e:Date} "
+            "SELECT DISTINCT account_id FROM rapport.account_health FINAL WHERE as_of "
+            "BETWEEN {s:Date} AND {e:Date} "
             "AND ({a:String} = '' OR account_id = {a:String}) ORDER BY account_id",
             {"s": quarter.start, "e": quarter.end, "a": account_id or ""},
         )
@@ -80,14 +81,17 @@ def reviewed_accounts(client: Any, quarter: Quarter, account_id: str | None) -> 
     if found:
         return found
     if account_id and not rows(
-        client, "SELECT 1 FROM rapport.account_health WHERE account_id = {a:String} LIMIT 1", {"a": account_id}
+        client,
+        "SELECT 1 FROM rapport.account_health WHERE account_id = {a:String} LIMIT 1",
+        {"a": account_id},
     ):
         raise ViewError(
             f"no health scores for account {account_id!r}; list account ids with `rapport accounts`"
         )
     raise ViewError(
         f"no scores in {quarter} ({quarter.start} to {quarter.end}) for "
-        f"{account_id or 'any account'}; the data covers {first} to {last}: pick a quarter in it with --quarter"
+        f"{account_id or 'any account'}; the data covers {first} to {last}: pick a "
+        "quarter in it with --quarter"
     )
 
 
@@ -96,7 +100,8 @@ def _health(client: Any, account_id: str, start: date, end: date) -> list[dict[s
         client,
         "SELECT as_of, score, tier, depth, engaged_contacts, coverage, top_reason, "
         "JSONExtract(explanation, 'engaged', 'Array(String)') AS engaged "
-        "FROM rapport.account_health FINAL WHERE account_id = {a:String} AND as_of BETWEEN {s:Date} AND {e:Date} "
+        "FROM rapport.account_health FINAL WHERE account_id = {a:String} AND as_of "
+        "BETWEEN {s:Date} AND {e:Date} "
         "ORDER BY as_of",
         {"a": account_id, "s": start, "e": end},
     )
@@ -136,8 +141,11 @@ def _mean(values: list[float]) -> float | None:
 def account_review(client: Any, account_id: str, quarter: Quarter) -> dict[str, Any]:
     """Everything the review page of one account shows, for ``quarter`` against the one before."""
     before = quarter.previous()
-    named = rows(client, "SELECT name, owner FROM rapport.accounts FINAL WHERE account_id = {a:String}",
-                 {"a": account_id})
+    named = rows(
+        client,
+        "SELECT name, owner FROM rapport.accounts FINAL WHERE account_id = {a:String}",
+        {"a": account_id},
+    )
     now = _health(client, account_id, quarter.start, quarter.end)
     then = _health(client, account_id, before.start, before.end)
     if not now:
@@ -149,14 +157,17 @@ def account_review(client: Any, account_id: str, quarter: Quarter) -> dict[str, 
     missing = Counter(m for meeting in meetings for m in meeting["missing"])
     alerts = rows(
         client,
-        "SELECT alert_id, raised_at, kind, severity, status, subject, reason, ended_at FROM rapport.alerts FINAL "
-        "WHERE account_id = {a:String} AND toDate(raised_at) BETWEEN {s:Date} AND {e:Date} ORDER BY raised_at",
+        "SELECT alert_id, raised_at, kind, severity, status, subject, reason, ended_at "
+        "FROM rapport.alerts FINAL "
+        "WHERE account_id = {a:String} AND toDate(raised_at) BETWEEN {s:Date} AND "
+        "{e:Date} ORDER BY raised_at",
         {"a": account_id, "s": quarter.start, "e": quarter.end},
     )
     open_at_end = rows(
         client,
         "SELECT kind, severity, reason, subject FROM rapport.alerts FINAL WHERE account_id = {a:String} "
-        "AND toDate(raised_at) <= {e:Date} AND (status = 'open' OR toDate(ended_at) > {e:Date}) ORDER BY raised_at",
+        "AND toDate(raised_at) <= {e:Date} AND (status = 'open' OR toDate(ended_at) > "
+        "{e:Date}) ORDER BY raised_at",
         {"a": account_id, "e": quarter.end},
     )
     review = {
@@ -168,21 +179,39 @@ def account_review(client: Any, account_id: str, quarter: Quarter) -> dict[str, 
         "period": {"start": quarter.start, "end": quarter.end},
         "health": {
             "series": [{"as_of": r["as_of"], "score": r["score"], "depth": r["depth"]} for r in now],
-            "previous_series": [{"as_of": r["as_of"], "score": r["score"], "depth": r["depth"]} for r in then],
-            "start": {"as_of": start_row["as_of"], "score": start_row["score"], "depth": start_row["depth"],
-                      "tier": start_row["tier"]},
-            "end": {"as_of": end_row["as_of"], "score": end_row["score"], "depth": end_row["depth"],
-                    "tier": end_row["tier"], "engaged_contacts": end_row["engaged_contacts"],
-                    "top_reason": end_row["top_reason"]},
+            "previous_series": [
+                {"as_of": r["as_of"], "score": r["score"], "depth": r["depth"]} for r in then
+            ],
+            "start": {
+                "as_of": start_row["as_of"],
+                "score": start_row["score"],
+                "depth": start_row["depth"],
+                "tier": start_row["tier"],
+            },
+            "end": {
+                "as_of": end_row["as_of"],
+                "score": end_row["score"],
+                "depth": end_row["depth"],
+                "tier": end_row["tier"],
+                "engaged_contacts": end_row["engaged_contacts"],
+                "top_reason": end_row["top_reason"],
+            },
             "mean": _mean([r["score"] for r in now]),
             "previous_mean": _mean([r["score"] for r in then]),
             "mean_depth": _mean([r["depth"] for r in now]),
             "previous_mean_depth": _mean([r["depth"] for r in then]),
         },
-        "coverage": {"then": sorted(start_row["coverage"]), "then_as_of": start_row["as_of"],
-                     "now": sorted(end_row["coverage"]), "now_as_of": end_row["as_of"]},
-        "contacts": {"gained": sorted(engaged_now - engaged_then), "lost": sorted(engaged_then - engaged_now),
-                     "engaged": end_row["engaged_contacts"]},
+        "coverage": {
+            "then": sorted(start_row["coverage"]),
+            "then_as_of": start_row["as_of"],
+            "now": sorted(end_row["coverage"]),
+            "now_as_of": end_row["as_of"],
+        },
+        "contacts": {
+            "gained": sorted(engaged_now - engaged_then),
+            "lost": sorted(engaged_then - engaged_now),
+            "engaged": end_row["engaged_contacts"],
+        },
         "top_moments": _moments(client, account_id, quarter, "DESC"),
         "weakest": _moments(client, account_id, quarter, "ASC"),
         "preparedness": {
@@ -226,27 +255,55 @@ def recommended_actions(review: dict[str, Any]) -> list[dict[str, str]]:
     end = health["end"]
     if end["top_reason"]:
         signal = end["top_reason"].split(":")[0]
-        actions.append({"action": SIGNAL_ACTIONS.get(signal, f"Work on {signal}"),
-                        "gap": f"weakest health signal at quarter end: {end['top_reason']}"})
+        actions.append(
+            {
+                "action": SIGNAL_ACTIONS.get(signal, f"Work on {signal}"),
+                "gap": f"weakest health signal at quarter end: {end['top_reason']}",
+            }
+        )
     cells = review["coverage"]["now"]
     levels = {c.split(":")[0] for c in cells}
     if "exec" not in levels and "seniority_coverage" not in end["top_reason"]:
-        actions.append({"action": SIGNAL_ACTIONS["seniority_coverage"],
-                        "gap": f"no engaged executive at quarter end (levels: {', '.join(sorted(levels)) or 'none'})"})
+        actions.append(
+            {
+                "action": SIGNAL_ACTIONS["seniority_coverage"],
+                "gap": f"no engaged executive at quarter end (levels: {', '.join(sorted(levels)) or 'none'})",
+            }
+        )
     for contact in review["contacts"]["lost"]:
-        actions.append({"action": f"Reconnect with {contact}",
-                        "gap": "engaged when the quarter began, no longer two-way at its end"})
+        actions.append(
+            {
+                "action": f"Reconnect with {contact}",
+                "gap": "engaged when the quarter began, no longer two-way at its end",
+            }
+        )
     prep = review["preparedness"]
     if prep["most_missing"]:
         signal, count = prep["most_missing"][0]
-        actions.append({"action": PREP_ACTIONS.get(signal, f"Prepare {signal}"),
-                        "gap": f"{signal} missing in {count} of {len(prep['meetings'])} meetings"})
+        actions.append(
+            {
+                "action": PREP_ACTIONS.get(signal, f"Prepare {signal}"),
+                "gap": f"{signal} missing in {count} of {len(prep['meetings'])} meetings",
+            }
+        )
     for alert in review["open_at_end"]:
-        actions.append({"action": f"Act on the open {alert['kind']} alert",
-                        "gap": alert["reason"] + (f" ({alert['subject']})" if alert["subject"] else "")})
-    if health["previous_mean"] is not None and health["mean"] is not None and health["mean"] < health["previous_mean"] - 5:
-        actions.append({"action": "Review the account plan with the team",
-                        "gap": f"mean health fell from {health['previous_mean']} to {health['mean']}"})
+        actions.append(
+            {
+                "action": f"Act on the open {alert['kind']} alert",
+                "gap": alert["reason"] + (f" ({alert['subject']})" if alert["subject"] else ""),
+            }
+        )
+    if (
+        health["previous_mean"] is not None
+        and health["mean"] is not None
+        and health["mean"] < health["previous_mean"] - 5
+    ):
+        actions.append(
+            {
+                "action": "Review the account plan with the team",
+                "gap": f"mean health fell from {health['previous_mean']} to {health['mean']}",
+            }
+        )
     return actions
 
 
@@ -258,7 +315,8 @@ def portfolio(reviews: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "name": r["name"],
             "score": r["health"]["end"]["score"],
             "tier": r["health"]["end"]["tier"],
-            "change": None if r["health"]["previous_mean"] is None
+            "change": None
+            if r["health"]["previous_mean"] is None
             else round(r["health"]["mean"] - r["health"]["previous_mean"], 1),
             "depth": r["health"]["end"]["depth"],
             "meetings": len(r["preparedness"]["meetings"]),

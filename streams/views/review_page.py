@@ -61,7 +61,8 @@ def line_chart(title: str, field: str, series: list[tuple[str, str, list[dict[st
         y = top + plot_h * (1 - tick / 100)
         parts.append(
             f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eaeef2"/>'
-            f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end" fill="#656d76">{tick}</text>'
+            f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end" '
+            f'fill="#656d76">{tick}</text>'
         )
     for index, (label, colour, points) in enumerate(series):
         if points:
@@ -114,13 +115,18 @@ def _document(title: str, body: str) -> str:
     )
 
 
+def _ended(alert: dict[str, Any]) -> str:
+    return f"resolved {_text(alert['ended_at'][:10])}" if alert["status"] == "resolved" else "still open"
+
+
 def _moment_rows(moments: list[dict[str, Any]], prefix: str) -> str:
     out = []
     for n, m in enumerate(moments):
         out.append(
             f'<tr><td><a href="#{prefix}-{n}">{_text(m["occurred_at"][:16].replace("T", " "))}</a></td>'
             f"<td>{_text(m['channel'])}</td><td>{_text(m['direction'])}</td>"
-            f'<td class="num">{m["score"]:.0f}</td><td>{_text(", ".join(m["outcomes"]) or "no response")}</td></tr>'
+            f'<td class="num">{m["score"]:.0f}</td>'
+            f"<td>{_text(', '.join(m['outcomes']) or 'no response')}</td></tr>"
         )
     return "".join(out)
 
@@ -166,7 +172,7 @@ def account_page(review: dict[str, Any]) -> str:
     prep = review["preparedness"]
     meetings = "".join(
         f"<tr><td>{_text(m['starts_at'][:16].replace('T', ' '))}</td><td>{_text(m['seller'])}</td>"
-        f"<td>{_text(m['status'])}</td><td class=\"num\">{m['score']:.0f}</td><td>{_text(m['tier'])}</td>"
+        f'<td>{_text(m["status"])}</td><td class="num">{m["score"]:.0f}</td><td>{_text(m["tier"])}</td>'
         f"<td>{_text(', '.join(m['missing']))}</td></tr>"
         for m in prep["meetings"]
     )
@@ -174,63 +180,67 @@ def account_page(review: dict[str, Any]) -> str:
     alerts = "".join(
         f"<tr><td>{_text(a['raised_at'][:16].replace('T', ' '))}</td><td>{_text(a['kind'])}</td>"
         f"<td>{_text(a['severity'])}</td><td>{_text(a['reason'])} {_text(a['subject'])}</td>"
-        f"<td>{'resolved ' + _text(a['ended_at'][:10]) if a['status'] == 'resolved' else 'still open'}</td></tr>"
+        f"<td>{_ended(a)}</td></tr>"
         for a in review["alerts"]
     )
     actions = "".join(
-        f"<li><strong>{_text(a['action'])}</strong> <span class=\"muted\">gap: {_text(a['gap'])}</span></li>"
+        f'<li><strong>{_text(a["action"])}</strong> <span class="muted">gap: {_text(a["gap"])}</span></li>'
         for a in review["actions"]
     )
     body = f"""
 <p><a href="index.html">← portfolio</a></p>
 <h1>{_text(title)}</h1>
-<p class="muted">{_text(review['account_id'])} · owner {_text(review['owner'] or 'none')} ·
-{_text(review['period']['start'])} to {_text(review['period']['end'])} against {_text(before)}</p>
+<p class="muted">{_text(review["account_id"])} · owner {_text(review["owner"] or "none")} ·
+{_text(review["period"]["start"])} to {_text(review["period"]["end"])} against {_text(before)}</p>
 <h2>Health and depth</h2>{figures}<div class="charts">{charts}</div>
-<p>Weakest signal at quarter end: {_text(h['end']['top_reason'] or 'none')}</p>
+<p>Weakest signal at quarter end: {_text(h["end"]["top_reason"] or "none")}</p>
 <h2>Coverage: seniority × function</h2>
-<p class="muted">Engaged cells on {_text(review['coverage']['then_as_of'])} (then) and
-{_text(review['coverage']['now_as_of'])} (now).</p>
-{coverage_grid(review['coverage']['then'], review['coverage']['now'])}
+<p class="muted">Engaged cells on {_text(review["coverage"]["then_as_of"])} (then) and
+{_text(review["coverage"]["now_as_of"])} (now).</p>
+{coverage_grid(review["coverage"]["then"], review["coverage"]["now"])}
 <h2>Contacts gained and lost</h2>
-<p id="engaged">{contacts['engaged']} engaged contact(s) at quarter end.</p>
-<p>Gained: <span id="gained">{_text(', '.join(contacts['gained']) or 'none')}</span></p>
-<p>Lost: <span id="lost">{_text(', '.join(contacts['lost']) or 'none')}</span></p>
+<p id="engaged">{contacts["engaged"]} engaged contact(s) at quarter end.</p>
+<p>Gained: <span id="gained">{_text(", ".join(contacts["gained"]) or "none")}</span></p>
+<p>Lost: <span id="lost">{_text(", ".join(contacts["lost"]) or "none")}</span></p>
 <h2>Top value moments</h2>
-<table><tr><th>when (evidence)</th><th>channel</th><th>direction</th><th>value</th><th>what the buyer did</th></tr>
-{_moment_rows(review['top_moments'], 'top')}</table>
+<table><tr><th>when (evidence)</th><th>channel</th><th>direction</th><th>value</th>
+<th>what the buyer did</th></tr>
+{_moment_rows(review["top_moments"], "top")}</table>
 <h2>Weakest interactions</h2>
-<table><tr><th>when (evidence)</th><th>channel</th><th>direction</th><th>value</th><th>what the buyer did</th></tr>
-{_moment_rows(review['weakest'], 'weak')}</table>
+<table><tr><th>when (evidence)</th><th>channel</th><th>direction</th><th>value</th>
+<th>what the buyer did</th></tr>
+{_moment_rows(review["weakest"], "weak")}</table>
 <h2>Preparedness</h2>
-<p id="preparedness">{len(prep['meetings'])} meeting(s), mean preparedness {_num(prep['mean'], 1)};
+<p id="preparedness">{len(prep["meetings"])} meeting(s), mean preparedness {_num(prep["mean"], 1)};
 most often missing: {missing}</p>
 <table><tr><th>starts</th><th>seller</th><th>status</th><th>score</th><th>tier</th><th>missing</th></tr>{meetings}</table>
 <h2>Alerts raised</h2>
-<p id="alert-count">{len(review['alerts'])} alert(s) raised in {_text(quarter)}.</p>
-<table><tr><th>raised</th><th>kind</th><th>severity</th><th>reason</th><th>how it ended</th></tr>{alerts}</table>
-<h2>Recommended actions</h2><ol>{actions or '<li>No gaps found.</li>'}</ol>
+<p id="alert-count">{len(review["alerts"])} alert(s) raised in {_text(quarter)}.</p>
+<table><tr><th>raised</th><th>kind</th><th>severity</th><th>reason</th>
+<th>how it ended</th></tr>{alerts}</table>
+<h2>Recommended actions</h2><ol>{actions or "<li>No gaps found.</li>"}</ol>
 <h2>Evidence</h2>
 <table><tr><th>time</th><th>interaction</th><th>channel</th><th>sellers</th><th>buyers</th>
 <th>what the buyer did (outcome → event)</th></tr>
-{_evidence(review['top_moments'], 'top')}{_evidence(review['weakest'], 'weak')}</table>
+{_evidence(review["top_moments"], "top")}{_evidence(review["weakest"], "weak")}</table>
 """
     return _document(title, body)
 
 
 def index_page(quarter: str, lines: list[dict[str, Any]]) -> str:
     rows = "".join(
-        f"<tr><td><a href=\"{_text(page_name(p['account_id']))}\">{_text(p['name'] or p['account_id'])}</a></td>"
-        f"<td>{_text(p['account_id'])}</td><td class=\"num\">{p['score']:.0f}</td><td>{_text(p['tier'])}</td>"
-        f"<td class=\"num\">{_change(p['change'])}</td>"
-        f"<td class=\"num\">{p['depth']:.0f}</td><td class=\"num\">{p['meetings']}</td>"
-        f"<td class=\"num\">{_num(p['preparedness'])}</td><td class=\"num\">{p['alerts']}</td>"
-        f"<td class=\"num\">{p['actions']}</td></tr>"
+        f'<tr><td><a href="{_text(page_name(p["account_id"]))}">'
+        f"{_text(p['name'] or p['account_id'])}</a></td>"
+        f'<td>{_text(p["account_id"])}</td><td class="num">{p["score"]:.0f}</td><td>{_text(p["tier"])}</td>'
+        f'<td class="num">{_change(p["change"])}</td>'
+        f'<td class="num">{p["depth"]:.0f}</td><td class="num">{p["meetings"]}</td>'
+        f'<td class="num">{_num(p["preparedness"])}</td><td class="num">{p["alerts"]}</td>'
+        f'<td class="num">{p["actions"]}</td></tr>'
         for p in lines
     )
     title = f"Relationship reviews {quarter}"
     body = (
-        f"<h1>{_text(title)}</h1><p class=\"muted\">{len(lines)} account(s); health at quarter end, change of "
+        f'<h1>{_text(title)}</h1><p class="muted">{len(lines)} account(s); health at quarter end, change of '
         "the quarter's mean health against the previous quarter.</p><table><tr><th>account</th><th>id</th>"
         "<th>health</th><th>tier</th><th>change</th><th>depth</th><th>meetings</th><th>preparedness</th>"
         f"<th>alerts</th><th>actions</th></tr>{rows}</table>"
@@ -238,7 +248,9 @@ def index_page(quarter: str, lines: list[dict[str, Any]]) -> str:
     return _document(title, body)
 
 
-def write_review(out: Path, quarter: str, reviews: list[dict[str, Any]], lines: list[dict[str, Any]]) -> list[Path]:
+def write_review(
+    out: Path, quarter: str, reviews: list[dict[str, Any]], lines: list[dict[str, Any]]
+) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for review in reviews:
