@@ -302,6 +302,8 @@ def explain() -> None:
 @contextmanager
 def reading_warehouse() -> Iterator[Any]:
     """A migrated client for a view; "nothing to show" prints its one line and exits 1."""
+    from rich.markup import escape
+
     from streams.sinks.warehouse import connect, migrate
     from streams.views.read import ViewError
 
@@ -310,7 +312,7 @@ def reading_warehouse() -> Iterator[Any]:
         migrate(client)  # an empty or older warehouse answers "nothing yet", not a missing table
         yield client
     except ViewError as exc:
-        console.print(f"[red]rapport: {exc}")
+        console.print(f"[red]rapport: {escape(str(exc))}", soft_wrap=True)
         sys.exit(1)
     finally:
         client.close()
