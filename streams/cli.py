@@ -443,7 +443,9 @@ def review(quarter: str | None, account_id: str | None, every: bool, out: Path) 
         raise click.BadParameter(str(exc), param_hint="--quarter") from None
     with reading_warehouse() as client:
         chosen = wanted or default_quarter(client)
-        reviews = [account_review(client, a, chosen) for a in reviewed_accounts(client, chosen, account_id)]
+        accounts = reviewed_accounts(client, chosen, account_id)
+        with console.status(f"reviewing {len(accounts)} account(s) for {chosen}"):
+            reviews = [account_review(client, a, chosen) for a in accounts]
     written = write_review(out, str(chosen), reviews, portfolio(reviews))
     console.print(f"wrote {len(written) - 1} review page(s) for {chosen} and {written[0]}")
 

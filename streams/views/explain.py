@@ -33,8 +33,7 @@ def account_explanation(client: Any, account_id: str, since: date | None = None)
     )
     if not latest:
         raise ViewError(
-            f"no health scores for account {account_id!r}; list account ids with "
-            '`rapport warehouse query "SELECT DISTINCT account_id FROM rapport.account_health"`'
+            f"no health scores for account {account_id!r}; list account ids with `rapport accounts`"
         )
     now = latest[0]
     before = None

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import orjson
+
 from streams.views.read import ViewError, plain, rows, scored_days
 
 MOMENTS = 5  # top value moments and weakest interactions listed per quarter
@@ -57,7 +59,7 @@ def default_quarter(client: Any) -> Quarter:
     """The last quarter whose every day is in the data."""
     first, last = scored_days(client)
     quarter = Quarter.of(last + timedelta(days=1)).previous()
-    if quarter.end < first or quarter.start < Quarter.of(first).start:
+    if quarter.end < first:
         raise ViewError(
             f"no complete quarter in the data (scores from {first} to {last}); "
             f"name the quarter so far with --quarter {Quarter.of(last)}"
@@ -109,19 +111,33 @@ def _health(client: Any, account_id: str, start: date, end: date) -> list[dict[s
 
 def _moments(client: Any, account_id: str, quarter: Quarter, order: str) -> list[dict[str, Any]]:
     """Value rows of the quarter joined to their interaction: the evidence of each claim."""
-    return rows(
-        client,
-        "SELECT v.interaction_id AS interaction_id, v.occurred_at AS occurred_at, v.score AS score, "
-        "v.channel AS channel, v.direction AS direction, v.outcomes AS outcomes, "
-        "JSONExtractRaw(v.explanation, 'outcomes') AS outcome_events, "
-        "i.sellers AS sellers, i.buyers AS buyers, i.kind AS kind, i.status AS status, "
-        "i.source_event_id AS source_event_id "
-        "FROM (SELECT * FROM rapport.interaction_value FINAL WHERE account_id = {a:String} "
-        "AND toDate(occurred_at) BETWEEN {s:Date} AND {e:Date}) AS v "
-        "LEFT JOIN (SELECT * FROM rapport.interactions FINAL WHERE account_id = {a:String}) AS i "
-        f"ON i.interaction_id = v.interaction_id ORDER BY v.score {order}, v.occurred_at LIMIT {{n:UInt32}}",
-        {"a": account_id, "s": quarter.start, "e": quarter.end, "n": MOMENTS},
+    return _with_outcome_events(
+        rows(
+            client,
+            "SELECT v.interaction_id AS interaction_id, v.occurred_at AS occurred_at, v.score AS score, "
+            "v.channel AS channel, v.direction AS direction, v.outcomes AS outcomes, "
+            "JSONExtractRaw(v.explanation, 'outcomes') AS outcome_events, "
+            "i.sellers AS sellers, i.buyers AS buyers, i.kind AS kind, i.status AS status, "
+            "i.source_event_id AS source_event_id "
+            "FROM (SELECT * FROM rapport.interaction_value FINAL WHERE account_id = {a:String} "
+            "AND toDate(occurred_at) BETWEEN {s:Date} AND {e:Date}) AS v "
+            "LEFT JOIN (SELECT * FROM rapport.interactions FINAL WHERE account_id = {a:String}) AS i "
+            "ON i.interaction_id = v.interaction_id "
+            f"ORDER BY v.score {order}, v.occurred_at LIMIT {{n:UInt32}}",
+            {"a": account_id, "s": quarter.start, "e": quarter.end, "n": MOMENTS},
+        )
     )
+
+
+def _with_outcome_events(moments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each outcome with its points and the event that caused it, parsed from the explanation."""
+    for m in moments:
+        caused = orjson.loads(m.pop("outcome_events") or "{}")
+        m["evidence"] = [
+            {"outcome": name, "points": o["points"], "event": o["event"]}
+            for name, o in sorted(caused.items())
+        ]
+    return moments
 
 
 def _meetings(client: Any, account_id: str, quarter: Quarter) -> list[dict[str, Any]]:
@@ -217,6 +233,7 @@ def account_review(client: Any, account_id: str, quarter: Quarter) -> dict[str, 
         "preparedness": {
             "meetings": meetings,
             "mean": _mean([m["score"] for m in meetings]),
+            "previous_mean": _mean([m["score"] for m in _meetings(client, account_id, before)]),
             "tiers": dict(Counter(m["tier"] for m in meetings)),
             "most_missing": missing.most_common(),
         },

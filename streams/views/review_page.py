@@ -22,7 +22,7 @@ STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#1f2328;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d0d7de}
 table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:left;
-vertical-align:top}th{background:#f6f8fa}.num{text-align:right}.muted{color:#656d76}.charts{display:flex;gap:16px;
+vertical-align:top;overflow-wrap:anywhere}th{background:#f6f8fa}.num{text-align:right}.muted{color:#656d76}.charts{display:flex;gap:16px;
 flex-wrap:wrap}.cell-on{background:#aceebb}.cell-gained{background:#1a7f37;color:#fff}.cell-lost{background:#ffcecb}
 .figures td{min-width:90px}
 """
@@ -119,6 +119,12 @@ def _ended(alert: dict[str, Any]) -> str:
     return f"resolved {_text(alert['ended_at'][:10])}" if alert["status"] == "resolved" else "still open"
 
 
+def _outcomes(evidence: list[dict[str, Any]]) -> str:
+    if not evidence:
+        return '<span class="muted">no response within the window</span>'
+    return "<br>".join(f"{_text(e['outcome'])} ({e['points']:+.0f}) ← {_text(e['event'])}" for e in evidence)
+
+
 def _moment_rows(moments: list[dict[str, Any]], prefix: str) -> str:
     out = []
     for n, m in enumerate(moments):
@@ -135,11 +141,12 @@ def _evidence(moments: list[dict[str, Any]], prefix: str) -> str:
     out = []
     for n, m in enumerate(moments):
         out.append(
-            f'<tr id="{prefix}-{n}"><td>{_text(m["occurred_at"])}</td><td>{_text(m["interaction_id"])}<br>'
+            f'<tr id="{prefix}-{n}"><td>{_text(m["occurred_at"][:19].replace("T", " "))} UTC</td>'
+            f"<td>{_text(m['interaction_id'])}<br>"
             f'<span class="muted">source event {_text(m["source_event_id"])}</span></td>'
-            f"<td>{_text(m['channel'])} {_text(m['kind'])} {_text(m['status'])}</td>"
+            f"<td>{_text(' '.join(dict.fromkeys(filter(None, (m['channel'], m['kind'], m['status'])))))}</td>"
             f"<td>{_text(', '.join(m['sellers'] or []))}</td><td>{_text(', '.join(m['buyers'] or []))}</td>"
-            f"<td>{_text(m['outcome_events'])}</td></tr>"
+            f"<td>{_outcomes(m['evidence'])}</td></tr>"
         )
     return "".join(out)
 
@@ -211,7 +218,8 @@ def account_page(review: dict[str, Any]) -> str:
 <th>what the buyer did</th></tr>
 {_moment_rows(review["weakest"], "weak")}</table>
 <h2>Preparedness</h2>
-<p id="preparedness">{len(prep["meetings"])} meeting(s), mean preparedness {_num(prep["mean"], 1)};
+<p id="preparedness">{len(prep["meetings"])} meeting(s), mean preparedness {_num(prep["mean"], 1)}
+({_text(before)}: {_num(prep["previous_mean"], 1)});
 most often missing: {missing}</p>
 <table><tr><th>starts</th><th>seller</th><th>status</th><th>score</th><th>tier</th><th>missing</th></tr>{meetings}</table>
 <h2>Alerts raised</h2>
