@@ -325,13 +325,14 @@ def recommended_actions(review: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def portfolio(reviews: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One line per reviewed account for the index page."""
-    return [
+    """One line per reviewed account for the index page, weakest health first."""
+    lines = [
         {
             "account_id": r["account_id"],
             "name": r["name"],
             "score": r["health"]["end"]["score"],
             "tier": r["health"]["end"]["tier"],
+            "tier_then": r["health"]["start"]["tier"],
             "change": None
             if r["health"]["previous_mean"] is None
             else round(r["health"]["mean"] - r["health"]["previous_mean"], 1),
@@ -343,3 +344,4 @@ def portfolio(reviews: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for r in reviews
     ]
+    return sorted(lines, key=lambda line: (line["score"], line["account_id"]))

@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from streams.scoring.health import TIERS
 from streams.scoring.titles import SENIORITIES
 
 NO_NETWORK = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -75,6 +76,43 @@ def line_chart(title: str, field: str, series: list[tuple[str, str, list[dict[st
             )
             dash = ' stroke-dasharray="5 3"' if index else ""
             parts.append(f'<polyline points="{xy}" fill="none" stroke="{colour}" stroke-width="2.5"{dash}/>')
+        parts.append(
+            f'<rect x="{left + 8 + 150 * index}" y="{height - 14}" width="12" height="4" fill="{colour}"/>'
+            f'<text x="{left + 24 + 150 * index}" y="{height - 8}" font-size="11">{_text(label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bar_chart(title: str, groups: list[str], series: list[tuple[str, str, list[int]]]) -> str:
+    """Grouped bars: one group per label, one bar per (label, colour, counts) series."""
+    width, height, left, bottom, top = 480, 230, 34, 40, 40
+    plot_w, plot_h = width - left - 10, height - bottom - top
+    highest = max((n for _, _, counts in series for n in counts), default=0) or 1
+    group_w = plot_w / max(len(groups), 1)
+    bar_w = group_w * 0.8 / max(len(series), 1)
+    parts = [
+        f'<svg width="{width}" height="{height}" role="img" aria-label="{_text(title)}">'
+        f'<rect width="{width}" height="{height}" fill="#fff"/>'
+        f'<text x="{left}" y="16" font-size="13" font-weight="600">{_text(title)}</text>'
+        f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#8c959f"/>'
+    ]
+    for g, group in enumerate(groups):
+        x0 = left + g * group_w + group_w * 0.1
+        parts.append(
+            f'<text x="{x0 + group_w * 0.4:.1f}" y="{top + plot_h + 14}" font-size="11" '
+            f'text-anchor="middle">{_text(group)}</text>'
+        )
+        for index, (_, colour, counts) in enumerate(series):
+            bar_h = plot_h * counts[g] / highest
+            x, y = x0 + index * bar_w, top + plot_h - bar_h
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w - 2:.1f}" height="{bar_h:.1f}" '
+                f'fill="{colour}"/>'
+                f'<text x="{x + bar_w / 2 - 1:.1f}" y="{y - 3:.1f}" font-size="10" '
+                f'text-anchor="middle">{counts[g]}</text>'
+            )
+    for index, (label, colour, _) in enumerate(series):
         parts.append(
             f'<rect x="{left + 8 + 150 * index}" y="{height - 14}" width="12" height="4" fill="{colour}"/>'
             f'<text x="{left + 24 + 150 * index}" y="{height - 8}" font-size="11">{_text(label)}</text>'
@@ -236,6 +274,7 @@ most often missing: {missing}</p>
 
 
 def index_page(quarter: str, lines: list[dict[str, Any]]) -> str:
+    """The portfolio: tiers then and now, and one line per account linking to its page."""
     rows = "".join(
         f'<tr><td><a href="{_text(page_name(p["account_id"]))}">'
         f"{_text(p['name'] or p['account_id'])}</a></td>"
@@ -247,8 +286,21 @@ def index_page(quarter: str, lines: list[dict[str, Any]]) -> str:
         for p in lines
     )
     title = f"Relationship reviews {quarter}"
+    tiers = bar_chart(
+        "Accounts by tier",
+        list(TIERS),
+        [
+            (
+                "previous quarter end",
+                PREVIOUS_QUARTER,
+                [sum(p["tier_then"] == t for p in lines) for t in TIERS],
+            ),
+            (f"{quarter} end", THIS_QUARTER, [sum(p["tier"] == t for p in lines) for t in TIERS]),
+        ],
+    )
     body = (
-        f'<h1>{_text(title)}</h1><p class="muted">{len(lines)} account(s); health at quarter end, change of '
+        f'<h1>{_text(title)}</h1><div class="charts">{tiers}</div>'
+        f'<p class="muted">{len(lines)} account(s); health at quarter end, change of '
         "the quarter's mean health against the previous quarter.</p><table><tr><th>account</th><th>id</th>"
         "<th>health</th><th>tier</th><th>change</th><th>depth</th><th>meetings</th><th>preparedness</th>"
         f"<th>alerts</th><th>actions</th></tr>{rows}</table>"

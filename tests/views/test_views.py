@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from streams.sources.dataset import write_dataset
 from streams.sources.synthetic import SELLER_DOMAIN, generate
-from streams.views.review import Quarter
-from streams.views.review_page import THIS_QUARTER, index_page, page_name
+from streams.views.review import Quarter, recommended_actions
+from streams.views.review_page import THIS_QUARTER, account_page, index_page, page_name
 
 QUARTER = Quarter(2025, 3)  # the data runs from 2025-06-01 for 140 days: Q3 is the last complete one
 
@@ -305,6 +305,113 @@ def test_quarters_tile_the_calendar(year: int, number: int) -> None:
     assert Quarter.of(quarter.start) == Quarter.of(quarter.end) == quarter
 
 
+EVIL = "<script>alert(1)</script>\"'&"
+
+
+def hostile_review() -> dict[str, Any]:
+    """A review whose every text came from hostile mail."""
+    moment = {
+        "interaction_id": EVIL,
+        "occurred_at": "2025-08-01T10:00:00",
+        "score": 50.0,
+        "channel": EVIL,
+        "direction": EVIL,
+        "outcomes": [EVIL],
+        "evidence": [{"outcome": EVIL, "points": 30.0, "event": EVIL}],
+        "sellers": [EVIL],
+        "buyers": [EVIL],
+        "kind": EVIL,
+        "status": EVIL,
+        "source_event_id": EVIL,
+    }
+    point = {"as_of": "2025-08-01", "score": 50.0, "depth": 40.0}
+    return {
+        "account_id": EVIL,
+        "name": EVIL,
+        "owner": EVIL,
+        "quarter": "2025Q3",
+        "previous_quarter": "2025Q2",
+        "period": {"start": "2025-07-01", "end": "2025-09-30"},
+        "health": {
+            "series": [point],
+            "previous_series": [point],
+            "start": {**point, "tier": EVIL},
+            "end": {**point, "tier": EVIL, "engaged_contacts": 1, "top_reason": f"{EVIL}: 1 of 4"},
+            "mean": 50.0,
+            "previous_mean": 60.0,
+            "mean_depth": 40.0,
+            "previous_mean_depth": None,
+        },
+        "coverage": {
+            "then": [f"exec:{EVIL}"],
+            "then_as_of": "2025-06-30",
+            "now": [f"senior:{EVIL}"],
+            "now_as_of": "2025-09-30",
+        },
+        "contacts": {"gained": [EVIL], "lost": [EVIL], "engaged": 1},
+        "top_moments": [moment],
+        "weakest": [moment],
+        "preparedness": {
+            "meetings": [
+                {
+                    "meeting_id": EVIL,
+                    "starts_at": "2025-08-01T10:00:00",
+                    "seller": EVIL,
+                    "status": EVIL,
+                    "score": 50.0,
+                    "tier": EVIL,
+                    "missing": ["agenda"],
+                    "buyer_attendees": 1,
+                }
+            ],
+            "mean": 50.0,
+            "previous_mean": None,
+            "tiers": {},
+            "most_missing": [["agenda", 1]],
+        },
+        "alerts": [
+            {
+                "alert_id": EVIL,
+                "raised_at": "2025-08-01T10:00:00",
+                "kind": EVIL,
+                "severity": EVIL,
+                "status": "resolved",
+                "subject": EVIL,
+                "reason": EVIL,
+                "ended_at": "2025-08-02T00:00:00",
+            }
+        ],
+        "open_at_end": [{"kind": EVIL, "severity": EVIL, "reason": EVIL, "subject": EVIL}],
+    }
+
+
+def test_recommended_actions_each_name_their_gap() -> None:
+    review = hostile_review()
+    actions = recommended_actions(review)
+    gaps = " | ".join(a["gap"] for a in actions)
+    assert all(a["action"] and a["gap"] for a in actions)
+    assert f"Reconnect with {EVIL}" in [a["action"] for a in actions]
+    assert "no engaged executive" in gaps and "agenda missing in 1 of 1 meetings" in gaps
+    assert "mean health fell from 60.0 to 50.0" in gaps and EVIL in gaps  # the open alert's reason
+    review["contacts"]["lost"] = []
+    assert len(recommended_actions(review)) == len(actions) - 1
+
+
+def test_a_review_page_escapes_everything_that_came_from_mail() -> None:
+    review = hostile_review()
+    page = account_page({**review, "actions": recommended_actions(review)})
+    assert "<script" not in page and "'&\"" not in page
+    assert page.count("&lt;script&gt;") >= 20
+
+
+@given(st.text(max_size=40), st.text(max_size=40))
+def test_page_names_are_safe_and_distinct(one: str, other: str) -> None:
+    assert re.fullmatch(r"[A-Za-z0-9._-]+\.html", page_name(one))
+    assert not page_name(one).startswith(".")
+    if one != other:
+        assert page_name(one) != page_name(other)
+
+
 def test_the_index_escapes_what_came_from_mail() -> None:
     hostile = '<script>alert("x")</script>'
     page = index_page(
@@ -321,6 +428,7 @@ def test_the_index_escapes_what_came_from_mail() -> None:
                 "preparedness": None,
                 "alerts": 0,
                 "actions": 1,
+                "tier_then": "watch",
             }
         ],
     )
