@@ -227,6 +227,8 @@ def account_review(client: Any, account_id: str, quarter: Quarter) -> dict[str, 
             "gained": sorted(engaged_now - engaged_then),
             "lost": sorted(engaged_then - engaged_now),
             "engaged": end_row["engaged_contacts"],
+            # the explanation lists at most 20 engaged contacts; beyond that gained/lost are partial
+            "complete": all(r["engaged_contacts"] <= len(r["engaged"]) for r in (start_row, end_row)),
         },
         "top_moments": _moments(client, account_id, quarter, "DESC"),
         "weakest": _moments(client, account_id, quarter, "ASC"),

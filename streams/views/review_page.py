@@ -17,6 +17,7 @@ from typing import Any
 from streams.scoring.health import TIERS
 from streams.scoring.titles import SENIORITIES
 
+PARTIAL = '<p class="muted">Over 20 engaged contacts: gained and lost compare the first 20 listed.</p>'
 NO_NETWORK = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 THIS_QUARTER, PREVIOUS_QUARTER = "#1f6feb", "#9a6700"
 STYLE = """
@@ -245,6 +246,7 @@ def account_page(review: dict[str, Any]) -> str:
 {coverage_grid(review["coverage"]["then"], review["coverage"]["now"])}
 <h2>Contacts gained and lost</h2>
 <p id="engaged">{contacts["engaged"]} engaged contact(s) at quarter end.</p>
+{"" if contacts.get("complete", True) else PARTIAL}
 <p>Gained: <span id="gained">{_text(", ".join(contacts["gained"]) or "none")}</span></p>
 <p>Lost: <span id="lost">{_text(", ".join(contacts["lost"]) or "none")}</span></p>
 <h2>Top value moments</h2>
