@@ -6,7 +6,8 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import wraps
@@ -298,28 +299,33 @@ def explain() -> None:
     """Why an account or a meeting scores what it does (from the warehouse)."""
 
 
-def _explain(kind: str, key: str, since: datetime | None, as_json: bool) -> None:
+@contextmanager
+def reading_warehouse() -> Iterator[Any]:
+    """A migrated client for a view; "nothing to show" prints its one line and exits 1."""
+    from rich.markup import escape
+
     from streams.sinks.warehouse import connect, migrate
-    from streams.views.explain import (
-        ViewError,
-        account_explanation,
-        meeting_explanation,
-        render_account,
-        render_meeting,
-    )
+    from streams.views.read import ViewError
 
     client = connect(Settings.from_env().warehouse_url)
     try:
         migrate(client)  # an empty or older warehouse answers "nothing yet", not a missing table
+        yield client
+    except ViewError as exc:
+        console.print(f"[red]rapport: {escape(str(exc))}", soft_wrap=True)
+        sys.exit(1)
+    finally:
+        client.close()
+
+
+def _explain(kind: str, key: str, since: datetime | None, as_json: bool) -> None:
+    from streams.views.explain import account_explanation, meeting_explanation, render_account, render_meeting
+
+    with reading_warehouse() as client:
         if kind == "account":
             view = account_explanation(client, key, since.date() if since else None)
         else:
             view = meeting_explanation(client, key)
-    except ViewError as exc:
-        console.print(f"[red]rapport: {exc}")
-        sys.exit(1)
-    finally:
-        client.close()
     if as_json:
         click.echo(orjson.dumps(view, default=str).decode())
     elif kind == "account":
@@ -345,6 +351,103 @@ def explain_account(account_id: str, since: datetime | None, as_json: bool) -> N
 def explain_meeting(meeting_id: str, as_json: bool) -> None:
     """Which preparation signals a meeting had, and which it lacked."""
     _explain("meeting", meeting_id, None, as_json)
+
+
+SORT_KEYS = ("health", "trend", "depth", "engaged", "last-touch", "alerts", "account")
+
+
+@main.command()
+@click.option("--tier", multiple=True, type=click.Choice(["healthy", "watch", "at_risk", "disengaged"]))
+@click.option("--at-risk", is_flag=True, help="Only tier at_risk or disengaged, or with an open alert.")
+@click.option("--seller", metavar="EMAIL", help="Only accounts this seller owns or is in touch with.")
+@click.option("--sort", type=click.Choice(SORT_KEYS), default="health", show_default=True)
+@click.option("--reverse", is_flag=True, help="Reverse the sort order.")
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most N accounts.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@friendly_errors
+def accounts(
+    tier: tuple[str, ...],
+    at_risk: bool,
+    seller: str | None,
+    sort: str,
+    reverse: bool,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Accounts with health, tier, 30-day trend, depth, engaged contacts, last touch, open alerts
+    (worst health first)."""
+    from streams.views.accounts import account_list, render_accounts
+
+    with reading_warehouse() as client:
+        found = account_list(client, tier, at_risk, seller, sort, reverse, limit)
+    if as_json:
+        click.echo(orjson.dumps(found).decode())
+    else:
+        render_accounts(found, Console())
+
+
+@main.command()
+@click.argument("account_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@friendly_errors
+def account(account_id: str, as_json: bool) -> None:
+    """One account: scores with explanations, contacts by seniority × function, recent meetings
+    with preparedness, recent value moments, alerts."""
+    from streams.views.accounts import account_detail, render_account_detail
+
+    with reading_warehouse() as client:
+        view = account_detail(client, account_id)
+    if as_json:
+        click.echo(orjson.dumps(view).decode())
+    else:
+        render_account_detail(view, Console())
+
+
+@main.command()
+@click.option(
+    "--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only alerts raised on or after DATE."
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most N alerts.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@friendly_errors
+def alerts(since: datetime | None, limit: int | None, as_json: bool) -> None:
+    """Alerts, newest first, with their reasons and how they ended."""
+    from streams.views.alerts import alert_list, render_alerts
+
+    with reading_warehouse() as client:
+        found = alert_list(client, since.date() if since else None, limit)
+    if as_json:
+        click.echo(orjson.dumps(found).decode())
+    else:
+        render_alerts(found, Console())
+
+
+@main.command()
+@click.option(
+    "--quarter", metavar="YYYYQN", help="Quarter to review, e.g. 2026Q3 [default: the last complete one]."
+)
+@click.option("--account", "account_id", metavar="ID", help="Review this account.")
+@click.option("--all", "every", is_flag=True, help="Review every account scored in the quarter.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@friendly_errors
+def review(quarter: str | None, account_id: str | None, every: bool, out: Path) -> None:
+    """Write quarterly relationship reviews: one offline HTML page per account plus index.html."""
+    from streams.views.review import Quarter, account_review, default_quarter, portfolio, reviewed_accounts
+    from streams.views.review_page import write_review
+
+    if every == bool(account_id):
+        raise click.UsageError("pass either --account ID or --all")
+    try:
+        wanted = Quarter.parse(quarter) if quarter else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--quarter") from None
+    with reading_warehouse() as client:
+        chosen = wanted or default_quarter(client)
+        accounts = reviewed_accounts(client, chosen, account_id)
+        with console.status(f"reviewing {len(accounts)} account(s) for {chosen}"):
+            reviews = [account_review(client, a, chosen) for a in accounts]
+    written = write_review(out, str(chosen), reviews, portfolio(reviews))
+    console.print(f"wrote {len(written) - 1} review page(s) for {chosen} and {written[0]}")
 
 
 from streams.boards.commands import boards  # noqa: E402  (the `boards` group lives with the boards)

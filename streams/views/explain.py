@@ -13,14 +13,9 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from streams.views.read import ViewError, rows
 
-class ViewError(LookupError):
-    """Nothing to show; the message says what to do instead."""
-
-
-def _rows(client: Any, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-    result = client.query(sql, parameters=parameters)
-    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+__all__ = ["ViewError", "account_explanation", "meeting_explanation", "render_account", "render_meeting"]
 
 
 HEALTH_COLUMNS = (
@@ -30,7 +25,7 @@ HEALTH_COLUMNS = (
 
 def account_explanation(client: Any, account_id: str, since: date | None = None) -> dict[str, Any]:
     """The account's latest health row, what changed since ``since``, its evidence and alerts."""
-    latest = _rows(
+    latest = rows(
         client,
         f"SELECT {HEALTH_COLUMNS} FROM rapport.account_health FINAL "
         "WHERE account_id = {a:String} ORDER BY as_of DESC LIMIT 1",
@@ -38,13 +33,12 @@ def account_explanation(client: Any, account_id: str, since: date | None = None)
     )
     if not latest:
         raise ViewError(
-            f"no health scores for account {account_id!r}; list account ids with "
-            '`rapport warehouse query "SELECT DISTINCT account_id FROM rapport.account_health"`'
+            f"no health scores for account {account_id!r}; list account ids with `rapport accounts`"
         )
     now = latest[0]
     before = None
     if since is not None:
-        earlier = _rows(
+        earlier = rows(
             client,
             f"SELECT {HEALTH_COLUMNS} FROM rapport.account_health FINAL "
             "WHERE account_id = {a:String} AND as_of <= {d:Date} ORDER BY as_of DESC LIMIT 1",
@@ -53,7 +47,7 @@ def account_explanation(client: Any, account_id: str, since: date | None = None)
         before = earlier[0] if earlier else None
     signals = orjson.loads(now["explanation"])
     previous = orjson.loads(before["explanation"])["signals"] if before else {}
-    evidence = _rows(
+    evidence = rows(
         client,
         "SELECT interaction_id, source_event_id, occurred_at, channel, direction, length(buyers) AS buyers "
         "FROM rapport.interactions FINAL WHERE account_id = {a:String} "
@@ -62,14 +56,14 @@ def account_explanation(client: Any, account_id: str, since: date | None = None)
     )
     moved = {}
     if since is not None:
-        moved = _rows(
+        moved = rows(
             client,
             "SELECT countIf(direction = 'outbound') AS outbound, countIf(direction = 'inbound') AS inbound, "
             "countIf(channel = 'meeting') AS meetings FROM rapport.interactions FINAL "
             "WHERE account_id = {a:String} AND automated = 0 AND toDate(occurred_at) > {d:Date}",
             {"a": account_id, "d": since},
         )[0]
-    alerts = _rows(
+    alerts = rows(
         client,
         "SELECT raised_at, kind, severity, status, reason FROM rapport.alerts FINAL "
         "WHERE account_id = {a:String} AND (status = 'open' OR raised_at >= {d:Date}) "
@@ -108,7 +102,7 @@ def account_explanation(client: Any, account_id: str, since: date | None = None)
 
 def meeting_explanation(client: Any, meeting_id: str) -> dict[str, Any]:
     wanted = meeting_id if meeting_id.startswith("meeting:") else f"meeting:{meeting_id}"
-    found = _rows(
+    found = rows(
         client,
         "SELECT meeting_id, account_id, starts_at, seller, score, tier, status, missing, explanation, "
         "model_version FROM rapport.meeting_preparedness FINAL WHERE meeting_id = {m:String}",
