@@ -181,9 +181,9 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
     def warehouse() -> Sink:
         nonlocal sink
         if sink is None:
-            from streams.sinks.warehouse import connect, migrate
+            from streams.sinks.warehouse import connect, migrate, with_injected_faults
 
-            client = connect(settings.warehouse_url)
+            client = with_injected_faults(connect(settings.warehouse_url))
             migrate(client)
             sink = Sink(client)
         return sink
