@@ -17,7 +17,7 @@ import click
 import orjson
 from rich.console import Console
 
-from streams.config import ConfigError, Settings
+from streams.config import ConfigError, Settings, redacted
 from streams.runtime.broker import BrokerError
 from streams.runtime.stack import PipelineError
 from streams.sinks.warehouse import WarehouseError
@@ -116,7 +116,7 @@ def up(workers: int, seller_domains: tuple[str, ...]) -> None:
         settings.seller_domains_file.write_text(",".join(settings.seller_domains))
         console.print(
             f"broker {stack.bootstrap} ({'embedded Tansu' if stack.embedded else 'external'}), "
-            f"{workers} worker(s), warehouse {settings.warehouse_url}\n"
+            f"{workers} worker(s), warehouse {redacted(settings.warehouse_url)}\n"
             f"logs in {settings.home}; Ctrl-C stops everything"
         )
         try:

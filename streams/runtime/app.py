@@ -123,6 +123,7 @@ class ScoreLoop:
     """The score agent's per-worker memory: idle partitions and accounts with pending events."""
 
     idle_flush_s: float
+    started: float = 0.0  # wall time of this worker's first batch (0 until then)
     last_event: dict[int, float] = field(default_factory=dict)  # partition -> wall time
     pending: dict[str, int] | None = None  # account -> pending events; None until first scan
 
@@ -137,7 +138,9 @@ class ScoreLoop:
                 self.pending.pop(account_id, None)
 
     def idle(self, partition: int, now: float) -> bool:
-        return now - self.last_event.get(partition, 0.0) >= self.idle_flush_s
+        # A partition this worker has not heard from yet (just started, or just assigned) is not
+        # idle until it has been quiet for idle_flush_s: its backlog may still be on the way.
+        return now - self.last_event.get(partition, self.started) >= self.idle_flush_s
 
 
 def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: float = 5.0) -> faust.App:
@@ -221,6 +224,7 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
         stream = cast(faust.Stream, agent_stream)  # the concrete class: take_events, current event
         async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_batch_seconds):
             now = time.time()
+            loop.started = loop.started or now
             records: list[tuple[str, Envelope]] = []
             letters: list[Envelope] = []
             ticks: dict[int, faust.EventT] = {}
@@ -237,7 +241,9 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
                     )
                     continue
                 if envelope.schema == "tick/1":
-                    ticks[message.partition] = event
+                    # A tick sent before this worker started (redelivered after a crash) is stale.
+                    if envelope.payload["wall_time"] >= loop.started:
+                        ticks[message.partition] = event
                     continue
                 account_id = event.key.decode("utf-8", "replace") if isinstance(event.key, bytes) else ""
                 if not account_id:

@@ -23,6 +23,7 @@ from typing import Any, Protocol, cast
 
 import clickhouse_connect
 
+from streams.config import redacted
 from streams.contracts import contracts_dir
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ def connect(url: str) -> Client:
             if url.startswith("chdb://")
             else "check the server is up and the URL's user/password"
         )
-        raise WarehouseError(f"cannot open warehouse {url}: {exc}; {hint}") from exc
+        message = str(exc).replace(url, redacted(url))
+        raise WarehouseError(f"cannot open warehouse {redacted(url)}: {message}; {hint}") from exc
 
 
 OUTAGE_SWITCH_ENV = "RAPPORT_FAULT_WAREHOUSE_OUTAGE_FILE"

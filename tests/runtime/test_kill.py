@@ -8,6 +8,7 @@ inserts and the stored seen-ids drop repeated events.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,8 @@ def scored_so_far(settings: Settings) -> int:
 
 
 def test_three_sigkills_lose_nothing_and_count_nothing_twice(settings: Settings, tmp_path: Path) -> None:
+    # Short session timeouts: a killed member leaves the group (and a restart rejoins) sooner.
+    settings = replace(settings, broker_session_timeout_s=3.0, broker_rebalance_timeout_s=3.0)
     events, _ = generate(120, seed=23, days=365)
     items = [SourceRecord(e.source, e, e.to_bytes()) for e in events]
     assert len(items) >= 50_000
