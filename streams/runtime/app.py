@@ -137,6 +137,11 @@ class ScoreLoop:
             else:
                 self.pending.pop(account_id, None)
 
+    def fresh(self, tick_sent: float, now: float) -> bool:
+        """A tick redelivered after a crash or a rebalance is stale: the worker that sent it
+        judged idleness by its own clock, and acting on it now would settle events early."""
+        return tick_sent >= self.started and now - tick_sent <= 2 * self.idle_flush_s
+
     def idle(self, partition: int, now: float) -> bool:
         # A partition this worker has not heard from yet (just started, or just assigned) is not
         # idle until it has been quiet for idle_flush_s: its backlog may still be on the way.
@@ -241,8 +246,7 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
                     )
                     continue
                 if envelope.schema == "tick/1":
-                    # A tick sent before this worker started (redelivered after a crash) is stale.
-                    if envelope.payload["wall_time"] >= loop.started:
+                    if loop.fresh(envelope.payload["wall_time"], now):
                         ticks[message.partition] = event
                     continue
                 account_id = event.key.decode("utf-8", "replace") if isinstance(event.key, bytes) else ""

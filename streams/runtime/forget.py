@@ -122,6 +122,13 @@ def forget(email: str, settings: Settings, client: Client) -> ForgetReport:
             if table == "interactions" and address in row["buyers"] and not clean["buyers"]:
                 continue  # they were the only buyer: the interaction was theirs alone
             rewrites.setdefault(table, []).append(clean)
+    # The clean rows go in first (same keys and versions, so they win under FINAL) and no longer
+    # mention the address, so the deletes below remove only the old rows: input rows are never
+    # missing, even if forget stops half way. (Score rows deleted before such a stop come back
+    # with a replay of the sources; running forget again does not know the accounts any more.)
+    sink = Sink(client)
+    origin = f"forget:{address}:{time.time_ns()}"
+    sink.write_now(rewrites, origin + ":inputs")
     for table in TABLE_KEYS:
         condition = mentions(client, table, address)
         if table not in INPUT_TABLES and table != "rejected_events" and accounts:
@@ -136,9 +143,6 @@ def forget(email: str, settings: Settings, client: Client) -> ForgetReport:
             report.deleted[table] = removed
         if rewritten:
             report.rewritten[table] = rewritten
-    sink = Sink(client)
-    origin = f"forget:{address}:{time.time_ns()}"
-    sink.write_now(rewrites, origin + ":inputs")
     states = rescore(client, accounts, settings.allowed_lateness_s, sink, origin, report)
     report.state = replace_state(settings, states)
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from kafka.admin import NewTopic
 from streams.cli import main
 from streams.config import Settings
 from streams.runtime.broker import admin
-from streams.runtime.forget import STATE_TABLE, ForgetError, checked_address, scrub
+from streams.runtime.forget import STATE_TABLE, ForgetError, checked_address, forget, scrub
 from streams.runtime.replay import replay
 from streams.runtime.stack import Stack
 from streams.sinks.warehouse import TABLE_KEYS, connect
@@ -150,3 +151,17 @@ def test_scrub_removes_the_address_from_nested_values() -> None:
     assert orjson.loads(scrub(detail.decode(), address)) == {"sender": "", "attendees": {"b@x.y": "NO"}}
     with pytest.raises(ForgetError, match="not an email address"):
         checked_address("x' OR 1=1 --")
+
+
+def test_forget_refuses_while_a_worker_runs(tmp_path: Path) -> None:
+    """A running worker would write the person back from its state: forget must refuse."""
+    settings = Settings.from_env({"RAPPORT_HOME": str(tmp_path / "home")})
+    settings.state_dir.mkdir(parents=True)
+    (settings.state_dir / "worker-running").touch()
+    settings.status_file.write_bytes(orjson.dumps({"pid": os.getpid()}))  # this live process
+    client = connect(settings.warehouse_url)
+    try:
+        with pytest.raises(ForgetError, match="stop `rapport up` first"):
+            forget("ann@buyer.example", settings, client)
+    finally:
+        client.close()
