@@ -31,6 +31,7 @@ from streams.config import Settings
 from streams.contracts import ContractError, Envelope, format_time, make
 from streams.runtime.app import partition_of
 from streams.runtime.status import read_status
+from streams.runtime.worker import STATE_CHANGELOG
 from streams.scoring.scorer import flush_accounts, score_batch
 from streams.sinks.warehouse import DATABASE, TABLE_KEYS, Client, Sink
 
@@ -39,7 +40,6 @@ INPUT_TABLES = ("accounts", "contacts", "opportunities", "sellers", "interaction
 # Rows that *are* the person: deleted outright.
 PERSON_ROWS = {"contacts": "email", "sellers": "email"}
 ADDRESS = re.compile(r"^[a-z0-9._%+=!#&*/?^`{|}~-]+@[a-z0-9.-]+$")
-STATE_TABLE = "account-state"
 
 
 class ForgetError(ValueError):
@@ -315,7 +315,7 @@ def replace_state(settings: Settings, states: dict[str, dict[str, Any]]) -> str:
         return f"{cache}; the embedded broker keeps no state between runs"
     from kafka import KafkaProducer
 
-    topic = f"{settings.app_id}-{STATE_TABLE}-changelog"
+    topic = STATE_CHANGELOG.format(app_id=settings.app_id)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     try:
         for account_id, state in states.items():

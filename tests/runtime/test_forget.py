@@ -15,9 +15,10 @@ from kafka.admin import NewTopic
 from streams.cli import main
 from streams.config import Settings
 from streams.runtime.broker import admin
-from streams.runtime.forget import STATE_TABLE, ForgetError, checked_address, forget, scrub
+from streams.runtime.forget import ForgetError, checked_address, forget, scrub
 from streams.runtime.replay import replay
 from streams.runtime.stack import Stack
+from streams.runtime.worker import STATE_CHANGELOG
 from streams.sinks.warehouse import TABLE_KEYS, connect
 from streams.sources.dataset import read_dataset
 from tests.runtime.live_vs_replay import COMPARED, snapshot
@@ -74,7 +75,7 @@ def forgotten(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     untouched_before = snapshot(settings.warehouse_url)
     (settings.state_dir / "tables").mkdir(parents=True)  # a local state cache to be removed
     with Stack(settings) as stack:  # a broker (no worker) holding the state changelog
-        changelog = f"{settings.app_id}-{STATE_TABLE}-changelog"
+        changelog = STATE_CHANGELOG.format(app_id=settings.app_id)
         client_admin = admin(stack.bootstrap)
         client_admin.create_topics([NewTopic(changelog, 4, 1)])
         client_admin.close()
