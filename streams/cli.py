@@ -18,7 +18,7 @@ import click
 import orjson
 from rich.console import Console
 
-from streams.config import ConfigError, Settings
+from streams.config import ConfigError, Settings, redacted
 from streams.runtime.broker import BrokerError
 from streams.runtime.stack import PipelineError
 from streams.sinks.warehouse import WarehouseError
@@ -117,7 +117,7 @@ def up(workers: int, seller_domains: tuple[str, ...]) -> None:
         settings.seller_domains_file.write_text(",".join(settings.seller_domains))
         console.print(
             f"broker {stack.bootstrap} ({'embedded Tansu' if stack.embedded else 'external'}), "
-            f"{workers} worker(s), warehouse {settings.warehouse_url}\n"
+            f"{workers} worker(s), warehouse {redacted(settings.warehouse_url)}\n"
             f"logs in {settings.home}; Ctrl-C stops everything"
         )
         try:
@@ -255,6 +255,35 @@ def replay(paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bo
         click.echo(orjson.dumps(result).decode())
     else:
         console.print(result)
+
+
+@main.command()
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on the last line.")
+@friendly_errors
+def forget(email: str, as_json: bool) -> None:
+    """Remove a person from the warehouse and stream state; rescore their accounts.
+
+    Stop the workers first (`rapport up`); see docs/design.md, "Forgetting a person".
+    """
+    from streams.runtime.forget import ForgetError
+    from streams.runtime.forget import forget as run_forget
+    from streams.sinks.warehouse import connect, migrate
+
+    settings = Settings.from_env()
+    client = connect(settings.warehouse_url)
+    try:
+        migrate(client)
+        report = run_forget(email, settings, client).as_dict()
+    except ForgetError as exc:
+        console.print(f"[red]rapport: {exc}")
+        sys.exit(2)
+    finally:
+        client.close()
+    if as_json:
+        click.echo(orjson.dumps(report).decode())
+    else:
+        console.print(report)
 
 
 @main.group()

@@ -7,6 +7,7 @@ raises :class:`ConfigError` naming the variable and what it expects.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,6 +60,11 @@ def _bootstrap(env: Mapping[str, str]) -> str | None:
     return ",".join(s.strip().removeprefix("kafka://") for s in raw.split(","))
 
 
+def redacted(url: str) -> str:
+    """``url`` with any password replaced by ``***``: for messages and logs."""
+    return re.sub(r"(://[^:/@\s]*:)[^/\s]*@", r"\1***@", url)
+
+
 def _warehouse_url(env: Mapping[str, str], home: Path) -> str:
     raw = env.get("RAPPORT_WAREHOUSE_URL", "").strip()
     if not raw:
@@ -66,7 +72,7 @@ def _warehouse_url(env: Mapping[str, str], home: Path) -> str:
     if raw.startswith(("chdb://", "http://", "https://")) and len(raw.split("://", 1)[1]) > 0:
         return raw
     raise ConfigError(
-        f"RAPPORT_WAREHOUSE_URL={raw!r}: expected chdb:///path/to/dir (embedded ClickHouse) "
+        f"RAPPORT_WAREHOUSE_URL={redacted(raw)!r}: expected chdb:///path/to/dir (embedded ClickHouse) "
         "or http(s)://user:password@host:8123 (ClickHouse server)"
     )
 

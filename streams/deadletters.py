@@ -14,6 +14,9 @@ from typing import Any
 from streams.contracts import Envelope, format_time, make
 
 MAX_REASON = 2000
+# A dead letter must fit in one broker message (1 MB by default) with its base64 overhead, so
+# only the start of a huge original is kept; the reason says how large it was.
+MAX_ORIGINAL = 256 * 1024
 
 
 def dead_letter(
@@ -27,6 +30,10 @@ def dead_letter(
     """The dead-letter envelope for one rejected input. Its id is stable for the same input."""
     original = raw or b""
     rejected_id = hashlib.sha256(b"|".join([topic.encode(), stage.encode(), original])).hexdigest()[:32]
+    if len(original) > MAX_ORIGINAL:
+        kept = f" (original of {len(original):,} bytes; first {MAX_ORIGINAL:,} kept)"
+        reason = reason[: MAX_REASON - len(kept)] + kept
+        original = original[:MAX_ORIGINAL]
     payload = {
         "rejected_id": rejected_id,
         "topic": topic,

@@ -127,6 +127,7 @@ class ScoreLoop:
     """The score agent's per-worker memory: idle partitions and accounts with pending events."""
 
     idle_flush_s: float
+    started: float = 0.0  # wall time of this worker's first batch (0 until then)
     last_event: dict[int, float] = field(default_factory=dict)  # partition -> wall time
     pending: dict[str, int] | None = None  # account -> what a flush would settle; None until first scan
 
@@ -141,8 +142,15 @@ class ScoreLoop:
             else:
                 self.pending.pop(account_id, None)
 
+    def fresh(self, tick_sent: float, now: float) -> bool:
+        """A tick redelivered after a crash or a rebalance is stale: the worker that sent it
+        judged idleness by its own clock, and acting on it now would settle events early."""
+        return tick_sent >= self.started and now - tick_sent <= 2 * self.idle_flush_s
+
     def idle(self, partition: int, now: float) -> bool:
-        return now - self.last_event.get(partition, 0.0) >= self.idle_flush_s
+        # A partition this worker has not heard from yet (just started, or just assigned) is not
+        # idle until it has been quiet for idle_flush_s: its backlog may still be on the way.
+        return now - self.last_event.get(partition, self.started) >= self.idle_flush_s
 
 
 def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: float = 5.0) -> faust.App:
@@ -202,9 +210,9 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
     def warehouse() -> Sink:
         nonlocal sink
         if sink is None:
-            from streams.sinks.warehouse import connect, migrate
+            from streams.sinks.warehouse import connect, migrate, with_injected_faults
 
-            client = connect(settings.warehouse_url)
+            client = with_injected_faults(connect(settings.warehouse_url))
             migrate(client)
             sink = Sink(client)
         return sink
@@ -242,6 +250,7 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
         stream = cast(faust.Stream, agent_stream)  # the concrete class: take_events, current event
         async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_batch_seconds):
             now = time.time()
+            loop.started = loop.started or now
             records: list[tuple[str, Envelope]] = []
             letters: list[Envelope] = []
             ticks: dict[int, faust.EventT] = {}
@@ -258,7 +267,8 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
                     )
                     continue
                 if envelope.schema == "tick/1":
-                    ticks[message.partition] = event
+                    if loop.fresh(envelope.payload["wall_time"], now):
+                        ticks[message.partition] = event
                     continue
                 account_id = event.key.decode("utf-8", "replace") if isinstance(event.key, bytes) else ""
                 if not account_id:

@@ -92,6 +92,7 @@ class Stack:
     def start_worker(self, index: int) -> subprocess.Popen[bytes]:
         settings = replace(self.settings, kafka_bootstrap=self.bootstrap)
         env = {**os.environ, **settings.as_env(), "RAPPORT_WORKER_INDEX": str(index)}
+        settings.home.mkdir(parents=True, exist_ok=True)
         with self.worker_log(index).open("ab") as log_file:
             process = subprocess.Popen(
                 [sys.executable, "-m", "streams", "worker"],

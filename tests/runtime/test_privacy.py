@@ -1,0 +1,164 @@
+"""Privacy: a token planted in message bodies, subjects and meeting descriptions of real-format
+inputs (.eml, mbox, .ics written here) appears in no topic, no warehouse table and no log after
+a live run with subject privacy on (the default). Also: no credentials in code or messages.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.config import Settings, redacted
+from streams.identity.resolver import Resolver
+from streams.runtime.stack import Stack
+from streams.sinks.warehouse import WarehouseError, connect
+from streams.sources.reader import read_sources
+from tests.runtime.live_vs_replay import produce
+from tests.runtime.topics import read_all
+
+TOKEN = f"tok{uuid.uuid4().hex}"
+REPO = Path(__file__).parents[2]
+
+
+def email(n: int, sender: str, to: str, when: datetime, reply_to: str = "") -> str:
+    return (
+        f"Message-ID: <privacy-{n}@demo-seller.com>\n"
+        f"From: {sender}\nTo: {to}\nSubject: Re: pricing {TOKEN}\n"
+        f"Date: {when.strftime('%a, %d %b %Y %H:%M:%S +0000')}\n"
+        + (f"In-Reply-To: {reply_to}\n" if reply_to else "")
+        + f"Content-Type: text/plain\n\nThe numbers are {TOKEN}; keep them private.\n"
+    )
+
+
+def write_inputs(folder: Path) -> list[Path]:
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    mail = folder / "mail"
+    mail.mkdir(parents=True)
+    (mail / "1.eml").write_text(email(1, "ann@demo-seller.com", "bob@buyer-privacy.com", start))
+    (mail / "2.eml").write_text(
+        email(
+            2,
+            "bob@buyer-privacy.com",
+            "ann@demo-seller.com",
+            start + timedelta(hours=2),
+            "<privacy-1@demo-seller.com>",
+        )
+    )
+    mbox = folder / "box.mbox"
+    mbox.write_text(
+        "".join(
+            "From MAILER-DAEMON Thu Jan  1 00:00:00 2025\n"
+            + email(n, "ann@demo-seller.com", "cy@buyer-privacy.com", start + timedelta(hours=n))
+            + "\n"
+            for n in (3, 4)
+        )
+    )
+    ics = folder / "meeting.ics"
+    day = (start + timedelta(days=1)).strftime("%Y%m%dT%H%M%SZ")
+    ics.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//privacy//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:privacy-meeting-1\r\nDTSTAMP:{day}\r\nDTSTART:{day}\r\nDURATION:PT30M\r\n"
+        f"SUMMARY:Review {TOKEN}\r\nDESCRIPTION:Agenda: {TOKEN} and more\r\nLOCATION:Room {TOKEN}\r\n"
+        "ORGANIZER:mailto:ann@demo-seller.com\r\n"
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:bob@buyer-privacy.com\r\n"
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:cy@buyer-privacy.com\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    return [mail, mbox, ics]
+
+
+@pytest.fixture(scope="module")
+def live_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("privacy")
+    paths = write_inputs(folder / "inputs")
+    settings = Settings.from_env(
+        {"RAPPORT_HOME": str(folder / "home"), "RAPPORT_SELLER_DOMAINS": "demo-seller.com"}
+    )
+    items = list(read_sources(paths))  # subject privacy on: the default
+    with Stack(settings) as stack:
+        stack.start_workers()
+        sent = produce(stack.bootstrap, items, Resolver(settings.seller_domains))
+        stack.wait_drained(sent, timeout_s=180)
+        topics = read_all(stack.bootstrap)
+    client = connect(settings.warehouse_url)
+    try:
+        tables = [
+            t
+            for (t,) in client.query("SELECT name FROM system.tables WHERE database = 'rapport'").result_rows
+        ]
+        found, rows = {}, {}
+        for table in tables:
+            columns = [row[0] for row in client.query(f"DESCRIBE TABLE rapport.{table}").result_rows]
+            condition = " OR ".join(f"position(toString(`{c}`), '{TOKEN}') > 0" for c in columns)
+            found[table] = client.query(f"SELECT count() FROM rapport.{table} WHERE {condition}").result_rows[
+                0
+            ][0]
+            rows[table] = client.query(f"SELECT count() FROM rapport.{table}").result_rows[0][0]
+    finally:
+        client.close()
+    logs = {p.name: p.read_bytes() for p in settings.home.glob("*.log")}
+    return {
+        "paths": paths,
+        "items": items,
+        "sent": sent,
+        "topics": topics,
+        "found": found,
+        "rows": rows,
+        "logs": logs,
+    }
+
+
+def test_the_inputs_carry_the_token_and_went_through(live_run: dict[str, Any]) -> None:
+    assert all(TOKEN in p.read_text() for p in live_run["paths"][1:])
+    assert live_run["sent"] == len(live_run["items"]) == 5  # four emails and one meeting
+    assert live_run["rows"]["interactions"] == 5 and live_run["rows"]["account_health"] > 0
+    raw = [value for _, value in live_run["topics"]["raw"]]
+    assert len(raw) == 5 and sum(b'"subject_hash":"' in v for v in raw if v) == 4  # subjects kept as hashes
+
+
+def test_the_token_is_on_no_topic(live_run: dict[str, Any]) -> None:
+    topics = live_run["topics"]
+    assert {"raw", "interactions", "scores", "deadletter"} <= topics.keys()
+    assert any(name.endswith("-changelog") for name in topics)  # the state table's topic too
+    leaks = {
+        topic: n
+        for topic, messages in topics.items()
+        if (n := sum(TOKEN.encode() in (key or b"") + (value or b"") for key, value in messages))
+    }
+    assert leaks == {}
+
+
+def test_the_token_is_in_no_table_and_no_log(live_run: dict[str, Any]) -> None:
+    assert {"interactions", "rejected_events", "account_health"} <= live_run["found"].keys()
+    assert {table: n for table, n in live_run["found"].items() if n} == {}
+    assert live_run["logs"] and not [
+        name for name, text in live_run["logs"].items() if TOKEN.encode() in text
+    ]
+
+
+def test_no_credentials_in_code_or_configuration() -> None:
+    literal = re.compile(
+        r"(password|passwd|secret|token)\w*\s*[:=]\s*['\"]?(?!\$\{)[A-Za-z0-9!@#%^&*]{4,}", re.I
+    )
+    assert literal.search('CLICKHOUSE_PASSWORD = "hunter22"')  # the pattern does find one
+    files = [*REPO.glob("streams/**/*.py"), REPO / "docker-compose.yml", *REPO.glob("dashboards/**/*")]
+    hits = [
+        f"{path.relative_to(REPO)}: {match.group(0)}"
+        for path in files
+        if path.is_file()
+        for match in literal.finditer(path.read_text(errors="replace"))
+    ]
+    assert hits == []
+
+
+def test_warehouse_passwords_never_reach_messages() -> None:
+    url = "http://rapport:s3cret-pw@127.0.0.1:9"
+    assert redacted(url) == "http://rapport:***@127.0.0.1:9"
+    with pytest.raises(WarehouseError) as failure:
+        connect(url)
+    assert "s3cret-pw" not in str(failure.value) and "***" in str(failure.value)
