@@ -20,6 +20,7 @@ from dateutil.rrule import rrulestr
 
 from streams.contracts import ContractError, format_time, make, parse_time
 from streams.sources.dataset import Rejection, SourceRecord, json_objects
+from streams.sources.redact import CALENDAR_TEXT_FIELDS, drop_fields
 
 SOURCE = "calendar"
 PARTSTATS = {"ACCEPTED", "DECLINED", "TENTATIVE", "NEEDS-ACTION", "DELEGATED"}
@@ -147,7 +148,8 @@ def parse_calendar(raw: bytes, origin: str) -> list[SourceRecord | Rejection]:
         calendar = icalendar.Calendar.from_ical(raw)
         events = list(calendar.walk("VEVENT"))
     except Exception as exc:  # icalendar raises many types on hostile input
-        return [Rejection(origin, f"unparseable calendar: {str(exc)[:300]}", raw[:65536])]
+        kept = drop_fields(raw[:65536], CALENDAR_TEXT_FIELDS)
+        return [Rejection(origin, f"unparseable calendar: {str(exc)[:300]}", kept)]
     results: list[SourceRecord | Rejection] = []
     for n, event in enumerate(events):
         try:

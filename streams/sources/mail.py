@@ -22,6 +22,7 @@ from typing import Any
 
 from streams.contracts import ContractError, format_time, make, parse_time
 from streams.sources.dataset import Rejection, SourceRecord, json_objects
+from streams.sources.redact import MAIL_TEXT_FIELDS, drop_fields
 
 SOURCE = "mail"
 EARLIEST = datetime(1980, 1, 1, tzinfo=UTC)
@@ -115,12 +116,13 @@ def _record(message: Message, raw: bytes, origin: str, keep_subject: bool, now: 
 
 
 def headers_only(raw: bytes) -> bytes:
-    """What a rejection keeps of a message: the header block, never the body."""
+    """What a rejection keeps of a message: the header block without its subject, never the body."""
+    head = raw
     for separator in (b"\r\n\r\n", b"\n\n"):
         head, found, _body = raw.partition(separator)
         if found:
-            return head[:65536]
-    return raw[:65536]
+            break
+    return drop_fields(head[:65536], MAIL_TEXT_FIELDS)
 
 
 def _header_block(headers: Iterable[tuple[str, str]]) -> bytes:
@@ -187,7 +189,7 @@ def parse_json_messages(
                     "raw_email/1", parsed.envelope.event_id, SOURCE, parsed.envelope.occurred_at, payload
                 )
             except ContractError as exc:
-                results.append(Rejection(where, str(exc), head))
+                results.append(Rejection(where, str(exc), drop_fields(head, MAIL_TEXT_FIELDS)))
                 continue
             parsed = SourceRecord("email", envelope, envelope.to_bytes())
         results.append(parsed)
