@@ -20,7 +20,9 @@ What it measures, in this order, on one embedded Tansu broker with Rapport's top
    interaction's ``ingested_at`` (migration 004: ``now64(3)`` filled by ClickHouse at insert) is
    compared with its source event's send time. The insert is synchronous and a batch is visible
    when it returns, so this is produced → queryable up to that insert's own duration (tens of
-   ms). Only events that become interactions count (CRM records write other tables).
+   ms). Only events that become interactions count (CRM records write other tables). The median
+   of the first and of the last fifth of the sends shows whether a queue built up (the worker
+   slower than the rate).
 4. **state** — the worker's RocksDB ``account-state`` table (its partitions, read-only after the
    worker stopped): the bytes of the serialised per-account states divided by the active buyer
    contacts they track (buyer addresses with a recorded inbound or outbound interaction).
@@ -183,8 +185,8 @@ def produce_at_rate(
     return sent, len(items) / (time.perf_counter() - started)
 
 
-def latencies(settings: Settings, sent: dict[str, float]) -> list[float]:
-    """Seconds from send to ``ingested_at`` for every sent event that became an interaction."""
+def latencies(settings: Settings, sent: dict[str, float]) -> list[tuple[float, float]]:
+    """(send time, seconds to ``ingested_at``) of every sent event that became an interaction."""
     client = connect(settings.warehouse_url)
     try:
         rows = client.query(
@@ -194,7 +196,7 @@ def latencies(settings: Settings, sent: dict[str, float]) -> list[float]:
         ).result_rows
     finally:
         client.close()
-    return sorted(at - sent[event_id] for event_id, at in rows)
+    return sorted((sent[event_id], at - sent[event_id]) for event_id, at in rows)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -290,8 +292,13 @@ def run(accounts: int, rate: float, latency_seconds: float, home: Path) -> dict[
         stack.wait_drained(valid + sum(n for t, n in producer.sent.items() if t != TOPIC_DEADLETTER))
         stack.stop_workers()
 
-    measured = latencies(settings, sent)
+    timeline = latencies(settings, sent)
+    measured = sorted(latency for _, latency in timeline)
     figures["latency_events"] = len(measured)
+    # Whether latency grows while sending (a queue building up: the worker is slower than the rate)
+    fifth = max(1, len(timeline) // 5)
+    figures["latency_p50_first_fifth_s"] = round(statistics.median(x for _, x in timeline[:fifth]), 3)
+    figures["latency_p50_last_fifth_s"] = round(statistics.median(x for _, x in timeline[-fifth:]), 3)
     for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
         figures[f"latency_{name}_s"] = round(percentile(measured, q), 3)
     figures["latency_mean_s"] = round(statistics.fmean(measured), 3)
