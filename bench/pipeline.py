@@ -340,7 +340,12 @@ def main() -> None:
     print(f"{'machine':>28}: {facts}")
     if not args.no_record:
         RESULTS.mkdir(exist_ok=True)
-        record = {"at": at.isoformat(timespec="seconds"), "figures": figures, "machine": facts}
+        record = {
+            "at": at.isoformat(timespec="seconds"),
+            "arguments": vars(args),
+            "figures": figures,
+            "machine": facts,
+        }
         path = RESULTS / f"pipeline-{at:%Y%m%dT%H%M%SZ}.json"
         path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
         print(f"{'recorded':>28}: {path.relative_to(BENCH.parent)}")
