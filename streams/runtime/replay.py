@@ -10,6 +10,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from streams.deadletters import dead_letter, rejected_row
 from streams.identity.resolver import Resolver
 from streams.scoring.profile import load_profile
 from streams.scoring.scorer import flush_accounts, score_batch
-from streams.sinks.warehouse import Client, Sink, connect, migrate
+from streams.sinks.warehouse import Client, Sink, WriteStats, connect, migrate
 from streams.sources.dataset import Rejection, SourceRecord
 
 BATCH = 20_000
@@ -50,11 +51,19 @@ def replay(
     batch: list[tuple[str, Envelope]] = []
     rejected: list[dict[str, Any]] = []
     digest = hashlib.sha256()
+    # One writer thread: a batch's insert (chDB releases the GIL) overlaps scoring the next batch.
+    # One thread keeps the writes in order (equal versions: the later insert wins), and waiting
+    # for the previous write before handing over the next keeps at most two batches in memory.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-writer")
+    writing: Future[WriteStats] | None = None
 
     def write(rows: dict[str, list[dict[str, Any]]], stage: str) -> None:
+        nonlocal writing
         # The token must differ per write: an insert with a token seen before is dropped.
         origin = f"replay:{stage}:{digest.hexdigest()}"
-        summary.rows.update(sink.write_now(rows, origin).rows)
+        if writing is not None:
+            summary.rows.update(writing.result().rows)
+        writing = writer.submit(sink.write_now, rows, origin)
 
     def flush_batch() -> None:
         result = score_batch(batch, states, settings.allowed_lateness_s, profile)
@@ -73,25 +82,30 @@ def replay(
         batch.clear()
         rejected.clear()
 
-    for item in items:
-        summary.read += 1
-        digest.update(item.raw)
-        if isinstance(item, Rejection):
-            rejected.append(rejected_row(dead_letter(item.origin, "ingest", item.reason, item.raw)))
-            summary.rejected += 1
-        else:
-            try:
-                batch.extend((r.account_id, r.envelope) for r in resolver.resolve(item.envelope))
-            except ContractError as exc:
-                rejected.append(rejected_row(dead_letter(TOPIC_RAW, "resolve", str(exc), item.raw)))
+    try:
+        for item in items:
+            summary.read += 1
+            digest.update(item.raw)
+            if isinstance(item, Rejection):
+                rejected.append(rejected_row(dead_letter(item.origin, "ingest", item.reason, item.raw)))
                 summary.rejected += 1
-        if len(batch) + len(rejected) >= BATCH:
+            else:
+                try:
+                    batch.extend((r.account_id, r.envelope) for r in resolver.resolve(item.envelope))
+                except ContractError as exc:
+                    rejected.append(rejected_row(dead_letter(TOPIC_RAW, "resolve", str(exc), item.raw)))
+                    summary.rejected += 1
+            if len(batch) + len(rejected) >= BATCH:
+                flush_batch()
+        if batch or rejected:
             flush_batch()
-    if batch or rejected:
-        flush_batch()
-    # Value windows still open at the end close if their end has passed on the clock, exactly
-    # as the live worker's idle timer closes them.
-    final = flush_accounts(list(states), states, profile, now=time.time())
-    if final.rows:
-        write(final.rows, "flush")
+        # Value windows still open at the end close if their end has passed on the clock, exactly
+        # as the live worker's idle timer closes them.
+        final = flush_accounts(list(states), states, profile, now=time.time())
+        if final.rows:
+            write(final.rows, "flush")
+    finally:
+        writer.shutdown(wait=True)
+    if writing is not None:
+        summary.rows.update(writing.result().rows)
     return summary

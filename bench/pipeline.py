@@ -1,0 +1,357 @@
+"""Pipeline throughput, latency and state size on the embedded broker, in one run.
+
+    python bench/pipeline.py [--accounts 100] [--rate 2000] [--latency-seconds 15] [--json]
+
+What it measures, in this order, on one embedded Tansu broker with Rapport's topic layout:
+
+1. **passthrough** — the generated dataset (``--accounts``, seed 7) is produced to ``raw``
+   first; then a no-op faust agent (``async for event in stream.events()``, nothing else; its
+   own consumer group, same app settings as the worker) drains it. Events/s from its first
+   event to its last: faust's own per-hop limit here.
+2. **live** — a Rapport worker (:class:`streams.runtime.stack.Stack`: resolve → interactions →
+   score → chDB) drains the same ``raw`` topic from the start. Its status file is polled every
+   20 ms; the rate is taken between the first status write with scored events and the write that
+   reached the last one (steady state: the group join and the first batch are left out), in raw
+   events (scored + dead-lettered by resolve).
+3. **latency** — with that worker still running and idle, a second dataset (seed 8) is produced
+   at a fixed ``--rate`` for ``--latency-seconds``; the wall time of each send is recorded by
+   event id. After the worker drained and stopped (chDB lets one process hold the warehouse
+   folder, so nothing can read it while the worker runs), the warehouse is opened here and each
+   interaction's ``ingested_at`` (migration 004: ``now64(3)`` filled by ClickHouse at insert) is
+   compared with its source event's send time. The insert is synchronous and a batch is visible
+   when it returns, so this is produced → queryable up to that insert's own duration (tens of
+   ms). Only events that become interactions count (CRM records write other tables). The median
+   of the first and of the last fifth of the sends shows whether a queue built up (the worker
+   slower than the rate).
+4. **state** — the worker's RocksDB ``account-state`` table (its partitions, read-only after the
+   worker stopped): the bytes of the serialised per-account states divided by the active buyer
+   contacts they track (buyer addresses with a recorded inbound or outbound interaction).
+5. **replay** — ``bench/replay.py --accounts N --json`` in its own process (same dataset; its own
+   chDB folder, since one process may open only one).
+
+Prints a table; with ``--json`` the last line is one JSON object. Each run is also written to
+``bench/results/pipeline-<UTC time>.json`` with the machine (cores, load, Python, platform) and
+the git commit. The machine is shared, so read figures together with the load averages recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams.config import TOPIC_DEADLETTER, TOPIC_RAW, Settings
+from streams.contracts import Envelope
+from streams.identity.resolver import Resolver
+from streams.runtime.producer import EventProducer
+from streams.runtime.stack import Stack
+from streams.runtime.status import read_status
+from streams.sinks.warehouse import connect
+from streams.sources.dataset import SourceRecord, source_of
+from streams.sources.synthetic import SELLER_DOMAIN, generate
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+SEED, LATENCY_SEED = 7, 8
+
+
+def records(events: Iterable[Envelope]) -> list[SourceRecord]:
+    return [SourceRecord(source_of(e.schema), e, e.to_bytes()) for e in events]
+
+
+# --- passthrough -------------------------------------------------------------------------------
+
+
+def passthrough_worker(bootstrap: str, expected: int, out: Path, home: Path) -> None:
+    """A faust app whose one agent only counts ``raw``; writes first/last event times to ``out``."""
+    import faust
+    from faust.worker import Worker
+
+    settings = Settings.from_env({"RAPPORT_HOME": str(home), "RAPPORT_KAFKA_BOOTSTRAP": bootstrap})
+    app = faust.App(
+        "bench-passthrough",
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        datadir=str(home / "passthrough"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+        broker_commit_interval=0.5,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        value_serializer="raw",
+        key_serializer="raw",
+    )
+    raw = app.topic(TOPIC_RAW, value_serializer="raw", key_serializer="raw")
+    seen = {"count": 0, "first": 0.0}
+
+    @app.agent(raw, concurrency=1)
+    async def passthrough(stream: Any) -> None:
+        async for _event in stream.events():
+            seen["count"] += 1
+            if seen["count"] == 1:
+                seen["first"] = time.time()
+            if seen["count"] == expected:
+                out.write_bytes(
+                    orjson.dumps({"count": expected, "first": seen["first"], "last": time.time()})
+                )
+
+    Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+
+
+def run_passthrough(bootstrap: str, expected: int, home: Path, timeout_s: float = 300.0) -> float:
+    out = home / "passthrough.json"
+    log = (home / "passthrough.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--passthrough-worker", bootstrap, str(expected), str(out), str(home)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not out.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"passthrough worker failed or timed out; see {home / 'passthrough.log'}")
+            time.sleep(0.1)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+    result = orjson.loads(out.read_bytes())
+    return (result["count"] - 1) / (result["last"] - result["first"])
+
+
+# --- live and latency --------------------------------------------------------------------------
+
+
+def done_of(status: dict[str, Any]) -> int:
+    counters = status.get("counters", {})
+    return int(counters.get("events", 0)) + int(counters.get("resolve_rejected", 0))
+
+
+def measure_live(stack: Stack, expected: int, timeout_s: float = 600.0) -> float:
+    """Steady-state raw events/s between the first status with scored events and the last."""
+    first: tuple[int, float] | None = None
+    last: tuple[int, float] | None = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        stack.check_workers()
+        status = read_status(stack.settings.status_file) or {}
+        done = done_of(status)
+        if done and (last is None or done != last[0]):
+            last = (done, float(status["updated"]))
+            first = first or last
+        if done >= expected:
+            break
+        time.sleep(0.02)
+    if first is None or last is None or last[0] < expected or last[1] <= first[1]:
+        raise SystemExit(f"live run did not finish ({last}); see {stack.worker_log(0)}")
+    stack.wait_drained(expected)
+    return (last[0] - first[0]) / (last[1] - first[1])
+
+
+def produce_at_rate(
+    producer: EventProducer, items: list[SourceRecord], rate: float
+) -> tuple[dict[str, float], float]:
+    """Send ``items`` at ``rate`` per second; the wall time of each send by event id, achieved rate."""
+    sent: dict[str, float] = {}
+    started = time.perf_counter()
+    for index, item in enumerate(items):
+        delay = started + index / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        sent[item.envelope.event_id] = time.time()
+        producer.send(item)
+    producer.flush()
+    return sent, len(items) / (time.perf_counter() - started)
+
+
+def latencies(settings: Settings, sent: dict[str, float]) -> list[tuple[float, float]]:
+    """(send time, seconds to ``ingested_at``) of every sent event that became an interaction."""
+    client = connect(settings.warehouse_url)
+    try:
+        rows = client.query(
+            "SELECT source_event_id, toFloat64(min(ingested_at)) FROM rapport.interactions "
+            "WHERE source_event_id IN {ids:Array(String)} GROUP BY source_event_id",
+            parameters={"ids": list(sent)},
+        ).result_rows
+    finally:
+        client.close()
+    return sorted((sent[event_id], at - sent[event_id]) for event_id, at in rows)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+# --- state -------------------------------------------------------------------------------------
+
+
+def state_size(state_dir: Path) -> dict[str, int]:
+    """Bytes of the serialised account states in the worker's RocksDB table, and what they track."""
+    from rocksdict import AccessType, Options, Rdict
+
+    total = accounts = contacts = 0
+    for path in sorted(state_dir.rglob("account-state-*.db")):
+        db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
+        try:
+            for key, value in db.items():
+                if key.startswith(b"__faust"):  # faust's own bookkeeping (the changelog offset)
+                    continue
+                state = orjson.loads(value)
+                total += len(key) + len(value)
+                accounts += 1
+                contacts += len(state.get("last_in", {}).keys() | state.get("last_out", {}).keys())
+        finally:
+            db.close()
+    return {"state_bytes": total, "state_accounts": accounts, "active_contacts": contacts}
+
+
+# --- replay ------------------------------------------------------------------------------------
+
+
+def run_replay(accounts: int) -> float:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "replay.py"), "--accounts", str(accounts), "--json"],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    return float(orjson.loads(done.stdout.strip().splitlines()[-1])["replay_events_per_s"])
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=BENCH, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "cores": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "commit": commit + ("+dirty" if dirty else ""),
+    }
+
+
+def run(accounts: int, rate: float, latency_seconds: float, home: Path) -> dict[str, Any]:
+    settings = Settings.from_env({"RAPPORT_HOME": str(home), "RAPPORT_SELLER_DOMAINS": SELLER_DOMAIN})
+    resolver = Resolver(settings.seller_domains)
+    events = records(generate(accounts, seed=SEED)[0])
+    # enough accounts of a second dataset for the latency phase, produced at the fixed rate
+    wanted = int(rate * latency_seconds)
+    latency_accounts = max(1, round(accounts * wanted / len(events)) + 1)
+    extra = records(generate(latency_accounts, seed=LATENCY_SEED)[0])[:wanted]
+    figures: dict[str, Any] = {"events": len(events), "accounts": accounts}
+
+    with Stack(settings) as stack:
+        settings = replace(settings, kafka_bootstrap=stack.bootstrap)
+        with EventProducer(stack.bootstrap, resolver) as producer:
+            started = time.perf_counter()
+            producer.send_all(events)
+            producer.flush()
+            figures["produce_events_per_s"] = round(len(events) / (time.perf_counter() - started))
+        valid = sum(n for topic, n in producer.sent.items() if topic != TOPIC_DEADLETTER)
+
+        figures["passthrough_events_per_s"] = round(run_passthrough(stack.bootstrap, valid, home))
+
+        stack.start_workers()
+        figures["live_events_per_s"] = round(measure_live(stack, valid))
+
+        with EventProducer(stack.bootstrap, resolver) as producer:
+            sent, achieved = produce_at_rate(producer, extra, rate)
+        figures["latency_rate_events_per_s"] = round(achieved)
+        stack.wait_drained(valid + sum(n for t, n in producer.sent.items() if t != TOPIC_DEADLETTER))
+        stack.stop_workers()
+
+    timeline = latencies(settings, sent)
+    measured = sorted(latency for _, latency in timeline)
+    figures["latency_events"] = len(measured)
+    # Whether latency grows while sending (a queue building up: the worker is slower than the rate)
+    fifth = max(1, len(timeline) // 5)
+    figures["latency_p50_first_fifth_s"] = round(statistics.median(x for _, x in timeline[:fifth]), 3)
+    figures["latency_p50_last_fifth_s"] = round(statistics.median(x for _, x in timeline[-fifth:]), 3)
+    for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+        figures[f"latency_{name}_s"] = round(percentile(measured, q), 3)
+    figures["latency_mean_s"] = round(statistics.fmean(measured), 3)
+
+    state = state_size(settings.state_dir)
+    figures.update(state)
+    figures["state_bytes_per_contact"] = round(state["state_bytes"] / max(1, state["active_contacts"]))
+
+    figures["replay_events_per_s"] = round(run_replay(accounts))
+    figures["live_to_passthrough"] = round(
+        figures["live_events_per_s"] / figures["passthrough_events_per_s"], 2
+    )
+    return figures
+
+
+def main() -> None:
+    if len(sys.argv) == 6 and sys.argv[1] == "--passthrough-worker":
+        bootstrap, expected, out, home = sys.argv[2:]
+        sys.argv = sys.argv[:1]  # faust's worker reads the command line
+        passthrough_worker(bootstrap, int(expected), Path(out), Path(home))
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--accounts", type=int, default=100, help="dataset size (100 → about 43,000 events)")
+    parser.add_argument("--rate", type=float, default=2000.0, help="events/s of the latency phase")
+    parser.add_argument("--latency-seconds", type=float, default=15.0)
+    parser.add_argument("--json", action="store_true", help="last line: the figures as one JSON object")
+    parser.add_argument("--no-record", action="store_true", help="do not write bench/results/")
+    args = parser.parse_args()
+
+    at = datetime.now(UTC)
+    before = machine()
+    with tempfile.TemporaryDirectory(prefix="rapport-bench-") as tmp:
+        figures = run(args.accounts, args.rate, args.latency_seconds, Path(tmp))
+    facts = {**before, "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+    for name, value in figures.items():
+        print(f"{name:>28}: {value:,}")
+    print(f"{'machine':>28}: {facts}")
+    if not args.no_record:
+        RESULTS.mkdir(exist_ok=True)
+        record = {
+            "at": at.isoformat(timespec="seconds"),
+            "arguments": vars(args),
+            "figures": figures,
+            "machine": facts,
+        }
+        path = RESULTS / f"pipeline-{at:%Y%m%dT%H%M%SZ}.json"
+        path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+        print(f"{'recorded':>28}: {path.relative_to(BENCH.parent)}")
+    if args.json:
+        print(orjson.dumps(figures).decode())
+
+
+if __name__ == "__main__":
+    main()
