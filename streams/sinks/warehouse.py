@@ -115,11 +115,14 @@ class SwitchedOutage:
         data: Sequence[Sequence[Any]],
         column_names: Sequence[str] = "*",
         database: str = "",
+        column_oriented: bool = False,
         settings: Any = None,
     ) -> Any:
         if self.switch.exists():
             raise WarehouseError(f"injected outage: inserts fail while {self.switch} exists")
-        return self.client.insert(table, data, column_names=column_names, settings=settings)
+        return self.client.insert(
+            table, data, column_names=column_names, column_oriented=column_oriented, settings=settings
+        )
 
     def close(self) -> None:
         getattr(self.client, "close", lambda: None)()
