@@ -155,9 +155,11 @@ class AccountState:
     def flush(self, profile: Profile = DEFAULT, now: float = math.inf) -> list[Row]:
         """Settle everything pending and close the value windows that ended before ``now``
         (the clock when idle; infinity at the end of a replay)."""
+        settled_before = self.settled
         rows = self.settle(math.inf, profile)
-        rows.extend(("interaction_value", r) for r in close_windows(self, now, profile))
-        if rows and (health := self.provisional_health(profile)):
+        closed = close_windows(self, now, profile)
+        rows.extend(("interaction_value", r) for r in closed)
+        if (self.settled > settled_before or closed) and (health := self.provisional_health(profile)):
             rows.append(health)
         return rows
 

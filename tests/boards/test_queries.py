@@ -168,10 +168,18 @@ def test_inventory_covers_every_board_and_alert():
 
 @settings(max_examples=60, deadline=None)
 @given(
-    values=st.lists(st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00")), min_size=1)
+    values=st.lists(
+        st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00")).filter(
+            lambda v: "$__" not in v
+        ),
+        min_size=1,
+    )
 )
 def test_singlequoted_values_reach_clickhouse_unchanged(filled, values):
-    """Whatever a variable holds (quotes, backslashes, SQL), ${v:singlequote} is a literal list."""
+    """Whatever a variable holds (quotes, backslashes, SQL), ${v:singlequote} is a literal list.
+
+    Except the datasource's own macro prefix: the plugin expands ``$__name`` anywhere in the
+    interpolated SQL, so a value containing it is not passed through (docs/boards.md)."""
     day = datetime(2025, 1, 1, tzinfo=UTC)
     ctx = QueryContext(day, day + timedelta(days=1), variables={"v": values})
     (row,) = filled.query(expand("SELECT [${v:singlequote}] AS v", ctx)).result_rows
