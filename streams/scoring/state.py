@@ -75,6 +75,7 @@ class AccountState:
         default_factory=lambda: {"recent": [0.0, 0.0], "usual": [0.0, 0.0]}
     )
     open_values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    windows_due: float | None = None  # the earliest end of an open value window
     open_day: int | None = None  # the day whose health row is still provisional
     first_day: int | None = None  # the day of the first scored interaction
     day_scores: dict[str, float] = field(default_factory=dict)  # closed day -> score, for the trend
@@ -318,7 +319,7 @@ class AccountState:
                     self.engagement[name] = _decay_add(self.engagement[name], at, days * DAY)
             self.last_touch = max(self.last_touch, at)
         if opens_window(item):
-            open_window(self, at, event_id, item)
+            open_window(self, at, event_id, item, profile)
         self.recent = [event_id, *self.recent][: profile.evidence_ids]
         return rows
 

@@ -32,7 +32,9 @@ def opens_window(item: dict[str, Any]) -> bool:
     )
 
 
-def open_window(state: AccountState, at: float, event_id: str, item: dict[str, Any]) -> None:
+def open_window(
+    state: AccountState, at: float, event_id: str, item: dict[str, Any], profile: Profile
+) -> None:
     outcomes: dict[str, list[Any]] = {}
     detail = item["detail"]
     if item["ch"] == "meeting":
@@ -48,6 +50,8 @@ def open_window(state: AccountState, at: float, event_id: str, item: dict[str, A
     if item["status"] == "cancelled":
         outcomes["cancelled"] = [event_id, 1.0]
     seller = detail.get("sender") or detail.get("organizer") or ""
+    end = at + profile.value.response_window_days * DAY
+    state.windows_due = end if state.windows_due is None else min(state.windows_due, end)
     state.open_values[item["iid"]] = {
         "at": at,
         "event": event_id,
@@ -106,13 +110,17 @@ def note_stage_advanced(state: AccountState, at: float, event_id: str, profile: 
 
 def close_windows(state: AccountState, until: float, profile: Profile) -> list[dict[str, Any]]:
     """Value rows of the windows that end before ``until``, oldest first."""
-    if not state.open_values:
-        return []
+    if state.windows_due is None or state.windows_due >= until:
+        return []  # the common case, checked without touching the windows
     v = profile.value
     window = v.response_window_days * DAY
     due = sorted(
         (value["at"], iid) for iid, value in state.open_values.items() if value["at"] + window < until
     )
+    remaining = [
+        value["at"] + window for iid, value in state.open_values.items() if value["at"] + window >= until
+    ]
+    state.windows_due = min(remaining) if remaining else None
     rows = []
     for _, iid in due:
         value = state.open_values.pop(iid)
