@@ -174,10 +174,48 @@ def _page_requests(net_log: Path) -> set[str]:
     }
 
 
+def _chart_line_pixels(png: Path) -> int:
+    """Pixels of this quarter's chart-line colour in a screenshot."""
+    from PIL import Image
+
+    image = Image.open(png).convert("RGB")
+    wanted = tuple(int(THIS_QUARTER[i : i + 2], 16) for i in (1, 3, 5))
+    colours = image.getcolors(maxcolors=1 << 24) or []
+    return sum(
+        n for n, colour in colours if all(abs(a - b) < 40 for a, b in zip(colour, wanted, strict=True))
+    )
+
+
+def test_after_rapport_demo_review_all_writes_the_index_and_a_rendered_page_per_account(
+    tmp_path: Path,
+) -> None:
+    """The acceptance flow as a user runs it: `rapport demo` (live broker and worker), then
+    `rapport review --all` for the default quarter, one page opened in headless Chromium."""
+    run = Rapport(tmp_path / "home")
+    demo = run("demo", "--accounts", "5", "--seed", "3")
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    out = tmp_path / "review"
+    done = run("review", "--all", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    quarter = re.search(r"for (\d{4})Q(\d)", done.stderr)
+    assert quarter, done.stderr
+    chosen = Quarter(int(quarter[1]), int(quarter[2]))
+    accounts = run.sql(
+        "SELECT DISTINCT account_id FROM rapport.account_health FINAL "
+        f"WHERE as_of BETWEEN '{chosen.start}' AND '{chosen.end}' ORDER BY account_id"
+    )
+    assert len(accounts) == 5
+    pages = sorted(p.name for p in out.glob("*.html"))
+    assert pages == sorted(["index.html", *(page_name(a["account_id"]) for a in accounts)])
+    page = out / page_name(accounts[0]["account_id"])
+    _screenshot(page, tmp_path / "demo.png", tmp_path / "demo-net.json")
+    assert _page_requests(tmp_path / "demo-net.json") == set()
+    assert _chart_line_pixels(tmp_path / "demo.png") > 300
+
+
 def test_a_review_page_renders_its_charts_in_headless_chromium_without_the_network(
     review_dir: Path, tmp_path: Path
 ) -> None:
-    from PIL import Image
 
     page = review_dir / page_name("bluelabs001.com")
     html = page.read_text()
@@ -185,12 +223,7 @@ def test_a_review_page_renders_its_charts_in_headless_chromium_without_the_netwo
     assert "url(" not in html and "@import" not in html and "<script" not in html
     _screenshot(page, tmp_path / "page.png", tmp_path / "net.json")
     assert _page_requests(tmp_path / "net.json") == set()
-    image = Image.open(tmp_path / "page.png").convert("RGB")
-    wanted = tuple(int(THIS_QUARTER[i : i + 2], 16) for i in (1, 3, 5))
-    colours = image.getcolors(maxcolors=1 << 24) or []
-    line_pixels = sum(
-        n for n, colour in colours if all(abs(a - b) < 40 for a, b in zip(colour, wanted, strict=True))
-    )
+    line_pixels = _chart_line_pixels(tmp_path / "page.png")
     assert line_pixels > 300, f"only {line_pixels} pixels of the chart line colour: charts did not render"
     # the network check can fail: the same page with one external image is caught
     leaky = tmp_path / "leaky.html"
