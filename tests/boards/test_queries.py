@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 from streams.boards.alerting import ALERT_QUERIES
 from streams.boards.inventory import BoardQuery, all_queries
 from streams.boards.macros import ALL, MacroError, QueryContext, expand
 from streams.config import Settings
-from streams.runtime.replay import replay
+from streams.runtime.demo import run_through_pipeline
 from streams.sinks.warehouse import connect
 from streams.sources.dataset import write_dataset
 from streams.sources.reader import read_sources
@@ -30,13 +31,24 @@ QUERIES = all_queries()
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory: pytest.TempPathFactory):
-    """Ten accounts over five months (two quarters) replayed into a fresh chDB warehouse."""
+    """Ten accounts over five months (two quarters) through the live pipeline (embedded broker,
+    faust worker, chDB), as `rapport ingest` runs it; then the warehouse is opened here."""
     root = tmp_path_factory.mktemp("boards")
     events, labels = generate(10, seed=11, days=150)
     write_dataset(root / "data", events, labels)
-    env = Settings.from_env({"RAPPORT_HOME": str(root / "home"), "RAPPORT_SELLER_DOMAINS": SELLER_DOMAIN})
+    env = Settings.from_env(
+        {
+            "RAPPORT_HOME": str(root / "home"),
+            "RAPPORT_SELLER_DOMAINS": SELLER_DOMAIN,
+            "RAPPORT_BROKER_SESSION_TIMEOUT_S": "3",
+            "RAPPORT_BROKER_REBALANCE_TIMEOUT_S": "3",
+        }
+    )
+    status = run_through_pipeline(
+        lambda: read_sources([root / "data"]), env, Console(quiet=True), timeout_s=300
+    )
+    assert status["counters"]["events"] == len(events)
     client = connect(env.warehouse_url)
-    replay(read_sources([root / "data"]), env, client)
     yield client
     client.close()
 
