@@ -12,7 +12,6 @@ from rich.console import Console
 
 from streams.config import Settings
 from streams.contracts import Envelope, make
-from streams.identity.directory import CrmDirectory
 from streams.identity.resolver import (
     CONTACT_CONFIDENCE,
     CRM_DOMAIN_CONFIDENCE,
@@ -25,6 +24,7 @@ from streams.runtime.demo import run_through_pipeline
 from streams.runtime.replay import replay
 from streams.sinks.warehouse import connect
 from streams.sources.dataset import read_dataset, write_dataset
+from tests.identity.test_contacts import assert_any_arrival_order_gives_the_same_directory
 
 SELLER = "seller.com"
 ACME = "crm:acme-inc"
@@ -135,14 +135,7 @@ def test_account_domains_do_not_depend_on_arrival_order_or_repeats(
 ) -> None:
     """Live, account records may reach a worker late or twice; the directory ends the same."""
     records = [account(a, domains, f"2026-02-{day:02d}T00:00:00.000Z") for a, day, domains in versions]
-    shuffled = records + rng.sample(records, len(records))
-    rng.shuffle(shuffled)
-    in_order, arrived = CrmDirectory(), CrmDirectory()
-    for record in sorted(records, key=lambda r: r.occurred_at):
-        in_order.learn(record)
-    for record in shuffled:
-        arrived.learn(record)
-    assert in_order.store == arrived.store
+    assert_any_arrival_order_gives_the_same_directory(records, rng)
 
 
 @pytest.mark.broker

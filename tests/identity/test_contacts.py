@@ -103,7 +103,12 @@ def test_directory_does_not_depend_on_arrival_order_or_repeats(
         )
         for day, account in versions
     ]
-    shuffled = records + rng.sample(records, len(records))  # every record, some twice, any order
+    assert_any_arrival_order_gives_the_same_directory(records, rng)
+
+
+def assert_any_arrival_order_gives_the_same_directory(records: list[Any], rng: Any) -> None:
+    """Every record, some twice, in any order: the directory ends as if they came in order."""
+    shuffled = records + rng.sample(records, len(records))
     rng.shuffle(shuffled)
     in_order, arrived = CrmDirectory(), CrmDirectory()
     for record in sorted(records, key=lambda r: r.occurred_at):
