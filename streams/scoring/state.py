@@ -77,6 +77,7 @@ class AccountState:
     open_values: dict[str, dict[str, Any]] = field(default_factory=dict)
     windows_due: float | None = None  # the earliest end of an open value window
     open_day: int | None = None  # the day whose health row is still provisional
+    scored_until: float = 0.0  # event time of the last settled (scored) interaction
     first_day: int | None = None  # the day of the first scored interaction
     day_scores: dict[str, float] = field(default_factory=dict)  # closed day -> score, for the trend
     last_tier: str | None = None
@@ -143,6 +144,7 @@ class AccountState:
             self.settled_until = at
             if kind == "interaction" and not data["automated"]:
                 self._advance(at, profile, rows)
+                self.scored_until = at
             rows.extend(self._settle_one(at, event_id, kind, data, profile))
         return rows
 
@@ -151,7 +153,9 @@ class AccountState:
         closes (its final row has the higher, odd version)."""
         if self.open_day is None:
             return None
-        return ("account_health", self._health(self.settled_until, profile, final=False))
+        # As of the open day's last scored interaction, not the last settled record: automated
+        # mail and CRM records after it must not date the row (batch boundaries would show).
+        return ("account_health", self._health(self.scored_until, profile, final=False))
 
     def flush(self, profile: Profile = DEFAULT, now: float = math.inf) -> list[Row]:
         """Settle everything pending and close the value windows that ended before ``now``

@@ -275,3 +275,12 @@ def test_repeated_cancellations_raise_one_alert() -> None:
     assert len(alerts) == 1 and alerts[0]["status"] == "resolved"
     values = [r for r in h.rows()["interaction_value"] if r["channel"] == "meeting"]
     assert values and all("cancelled" in r["outcomes"] for r in values)
+
+
+def test_records_after_the_last_interaction_never_date_a_health_row() -> None:
+    """CRM records and automated mail settle too, but a day's row belongs to the days that had
+    interactions (and the idle days between them); otherwise batch boundaries would show."""
+    h = History()
+    h.email(T0, SELLER, ["ann@buyer.com"])
+    h.contact(T0 + timedelta(days=3), "ann@buyer.com", "IT Manager")
+    assert {r["as_of"] for r in h.rows()["account_health"]} == {T0.date()}
