@@ -446,14 +446,15 @@ def account_row(envelope: Envelope) -> dict[str, Any]:
 
 def contact_row(envelope: Envelope) -> dict[str, Any]:
     p = envelope.payload
+    seniority, department = classify_title(p.get("title"))
     return {
         "email": p["email"].lower(),
         "contact_id": p["contact_id"],
         "account_id": p["account_id"],
         "name": p.get("name") or "",
         "title": p.get("title") or "",
-        "seniority": classify_title(p.get("title"))[0],
-        "department": classify_title(p.get("title"))[1],
+        "seniority": seniority,
+        "department": department,
         "active": int(p.get("active", True)),
         "source": envelope.source,
         "updated_at": parse_time(p["updated_at"]),

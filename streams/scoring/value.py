@@ -114,13 +114,16 @@ def close_windows(state: AccountState, until: float, profile: Profile) -> list[d
         return []  # the common case, checked without touching the windows
     v = profile.value
     window = v.response_window_days * DAY
-    due = sorted(
-        (value["at"], iid) for iid, value in state.open_values.items() if value["at"] + window < until
-    )
-    remaining = [
-        value["at"] + window for iid, value in state.open_values.items() if value["at"] + window >= until
-    ]
-    state.windows_due = min(remaining) if remaining else None
+    due: list[tuple[float, str]] = []
+    next_end: float | None = None
+    for iid, value in state.open_values.items():
+        end = value["at"] + window
+        if end < until:
+            due.append((value["at"], iid))
+        elif next_end is None or end < next_end:
+            next_end = end
+    due.sort()
+    state.windows_due = next_end
     rows = []
     for _, iid in due:
         value = state.open_values.pop(iid)

@@ -31,27 +31,33 @@ class History:
         self.records.append((ACCOUNT, make(schema, event_id, "test", format_time(at), payload)))
         return event_id
 
+    def _interaction(self, at: datetime, interaction_id: str, **fields: Any) -> str:
+        """An interaction/1 record with this history's defaults; ``fields`` override them."""
+        payload = {
+            "interaction_id": interaction_id,
+            "account_id": ACCOUNT,
+            "occurred_at": format_time(at),
+            "channel": "email",
+            "direction": "outbound",
+            "sellers": [SELLER],
+            "buyers": [],
+            "automated": False,
+            "match_method": "domain",
+            "match_confidence": 0.8,
+            "source_event_id": f"src{self.n}",
+            **fields,
+        }
+        return self._add("interaction/1", at, payload)
+
     def email(self, at: datetime, sender: str, buyers: list[str], reply_to: str | None = None) -> str:
-        outbound = sender == SELLER
         message_id = f"<m{self.n + 1}@x>"
-        self._add(
-            "interaction/1",
+        self._interaction(
             at,
-            {
-                "interaction_id": f"email:{message_id}",
-                "account_id": ACCOUNT,
-                "occurred_at": format_time(at),
-                "channel": "email",
-                "direction": "outbound" if outbound else "inbound",
-                "sellers": [SELLER],
-                "buyers": buyers,
-                "automated": False,
-                "match_method": "domain",
-                "match_confidence": 0.8,
-                "source_event_id": f"src{self.n}",
-                "in_reply_to": reply_to,
-                "detail": {"sender": sender},
-            },
+            f"email:{message_id}",
+            direction="outbound" if sender == SELLER else "inbound",
+            buyers=buyers,
+            in_reply_to=reply_to,
+            detail={"sender": sender},
         )
         return message_id
 
@@ -59,53 +65,33 @@ class History:
         self, start: datetime, buyers: list[str], created: datetime, description: int = 0, **kw: Any
     ) -> str:
         uid = kw.get("uid") or f"mtg{self.n + 1}"
-        self._add(
-            "interaction/1",
+        self._interaction(
             start,
-            {
-                "interaction_id": f"meeting:{uid}",
-                "account_id": ACCOUNT,
-                "occurred_at": format_time(start),
-                "channel": "meeting",
-                "kind": "meeting",
-                "direction": "outbound",
-                "sellers": [SELLER],
-                "buyers": buyers,
-                "automated": False,
-                "match_method": "domain",
-                "match_confidence": 0.8,
-                "source_event_id": f"src{self.n}",
-                "version": kw.get("sequence", 0),
-                "status": kw.get("status", "confirmed"),
-                "detail": {
-                    "organizer": SELLER,
-                    "partstat": {b: kw.get("partstat", "ACCEPTED") for b in buyers},
-                    "end": format_time(start + timedelta(hours=1)),
-                    "created": format_time(created),
-                    "description_length": description,
-                },
+            f"meeting:{uid}",
+            channel="meeting",
+            kind="meeting",
+            buyers=buyers,
+            version=kw.get("sequence", 0),
+            status=kw.get("status", "confirmed"),
+            detail={
+                "organizer": SELLER,
+                "partstat": {b: kw.get("partstat", "ACCEPTED") for b in buyers},
+                "end": format_time(start + timedelta(hours=1)),
+                "created": format_time(created),
+                "description_length": description,
             },
         )
         return f"meeting:{uid}"
 
     def crm_note(self, at: datetime) -> str:
-        return self._add(
-            "interaction/1",
+        return self._interaction(
             at,
-            {
-                "interaction_id": f"crm:note{self.n + 1}",
-                "account_id": ACCOUNT,
-                "occurred_at": format_time(at),
-                "channel": "crm",
-                "kind": "note",
-                "direction": "internal",
-                "sellers": [SELLER],
-                "buyers": [],
-                "automated": False,
-                "match_method": "crm",
-                "match_confidence": 1.0,
-                "source_event_id": f"src{self.n}",
-            },
+            f"crm:note{self.n + 1}",
+            channel="crm",
+            kind="note",
+            direction="internal",
+            match_method="crm",
+            match_confidence=1.0,
         )
 
     def contact(self, at: datetime, email: str, title: str, active: bool = True) -> str:
