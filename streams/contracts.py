@@ -8,7 +8,8 @@ Producers and the resolve agent call :func:`decode` on each message, so validati
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -19,6 +20,9 @@ import fastjsonschema
 import orjson
 
 MAX_MESSAGE_BYTES = 1_000_000
+BATCH_SCHEMA = "interaction_batch/1"
+BATCH_BYTES = 256_000  # a batch message's records stay well under MAX_MESSAGE_BYTES
+BATCH_RECORDS = 5000  # the schema's maxItems
 
 
 class ContractError(ValueError):
@@ -112,6 +116,10 @@ def decode(data: bytes | str | None) -> Envelope:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise ContractError(f"not valid JSON/UTF-8: {exc}") from None
+    return _envelope(document)
+
+
+def _envelope(document: Any) -> Envelope:
     if not isinstance(document, dict):
         raise ContractError(f"envelope/1: expected a JSON object, got {type(document).__name__}")
     check("envelope/1", document)
@@ -123,6 +131,65 @@ def decode(data: bytes | str | None) -> Envelope:
         document["occurred_at"],
         document["payload"],
     )
+
+
+def batches(account_id: str, records: Sequence[Envelope]) -> Iterator[bytes]:
+    """``interaction_batch/1`` messages carrying one account's ``records`` in order.
+
+    Each record is serialised once and spliced in; a message holds at most
+    :data:`BATCH_RECORDS` records and, unless one record alone is bigger, :data:`BATCH_BYTES`.
+    """
+    chunk: list[bytes] = []
+    size = 0
+    for record in records:
+        data = record.to_bytes()
+        if chunk and (size + len(data) > BATCH_BYTES or len(chunk) == BATCH_RECORDS):
+            yield _batch_message(account_id, chunk, records[0].occurred_at)
+            chunk, size = [], 0
+        chunk.append(data)
+        size += len(data) + 1
+    if chunk:
+        yield _batch_message(account_id, chunk, records[0].occurred_at)
+
+
+def _batch_message(account_id: str, chunk: list[bytes], occurred_at: str) -> bytes:
+    digest = hashlib.blake2b(b"\n".join(chunk), digest_size=16).hexdigest()
+    head = orjson.dumps(
+        {
+            "schema": BATCH_SCHEMA,
+            "event_id": f"batch:{digest}",
+            "source": "rapport",
+            "occurred_at": occurred_at,
+        }
+    )
+    return b"".join(
+        (
+            head[:-1],
+            b',"payload":{"account_id":',
+            orjson.dumps(account_id),
+            b',"records":[',
+            b",".join(chunk),
+            b"]}}",
+        )
+    )
+
+
+def unbatch(envelope: Envelope) -> tuple[list[Envelope], list[tuple[bytes, str]]]:
+    """The records a message carries (a batch's, else the envelope itself), in order, plus each
+    record that breaks its contract as ``(its bytes, the reason)``."""
+    if envelope.schema != BATCH_SCHEMA:
+        return [envelope], []
+    records: list[Envelope] = []
+    broken: list[tuple[bytes, str]] = []
+    for index, document in enumerate(envelope.payload["records"]):
+        try:
+            record = _envelope(document)
+            if record.schema == BATCH_SCHEMA:
+                raise ContractError("a batch inside a batch")
+            records.append(record)
+        except ContractError as exc:
+            broken.append((orjson.dumps(document), f"{BATCH_SCHEMA} record {index}: {exc}"))
+    return records, broken
 
 
 def parse_time(value: str) -> datetime:

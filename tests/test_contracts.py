@@ -12,7 +12,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.contracts import ContractError, check, decode, schema_names
+from streams.contracts import (
+    BATCH_BYTES,
+    BATCH_SCHEMA,
+    ContractError,
+    Envelope,
+    batches,
+    check,
+    decode,
+    make,
+    schema_names,
+    unbatch,
+)
 from streams.deadletters import dead_letter
 from streams.identity.resolver import Resolver
 from streams.sources.synthetic import SELLER_DOMAIN, generate
@@ -82,6 +93,7 @@ def examples() -> dict[str, dict[str, Any]]:
         "occurred_at": T,
         "payload": {"wall_time": 1.0},
     }
+    found["interaction_batch/1"] = {"account_id": "a.com", "records": [dict(found["envelope/1"])]}
     return found
 
 
@@ -177,3 +189,54 @@ def test_decode_of_arbitrary_json_returns_or_rejects(document: Any) -> None:
                 }
             ).encode()
         )
+
+
+def _tick(index: int) -> Envelope:
+    return make("tick/1", f"t{index}", "rapport", T, {"wall_time": float(index)})
+
+
+def _letter(index: int, size: int) -> Envelope:
+    payload = {
+        "rejected_id": f"r{index}",
+        "topic": "raw",
+        "stage": "resolve",
+        "reason": "r",
+        "original_b64": "A" * size,
+    }
+    return make("dead_letter/1", f"d{index}", "rapport", T, payload)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=120_000), min_size=1, max_size=40))
+def test_batches_carry_every_record_in_order_within_the_size_bound(sizes: list[int]) -> None:
+    records = [_letter(i, size) for i, size in enumerate(sizes)]
+    messages = list(batches("a.com", records))
+    carried: list[Envelope] = []
+    for message in messages:
+        envelope = decode(message)
+        assert envelope.schema == BATCH_SCHEMA and envelope.payload["account_id"] == "a.com"
+        members, broken = unbatch(envelope)
+        assert broken == []
+        # over the bound only when one record alone is bigger
+        assert len(members) == 1 or len(message) < BATCH_BYTES + 500
+        carried.extend(members)
+    assert carried == records
+
+
+def test_unbatch_names_each_broken_record_and_keeps_the_rest() -> None:
+    good = _tick(1).to_dict()
+    nested = decode(next(batches("a.com", [_tick(2)]))).to_dict()
+    bad_payload = {**_tick(3).to_dict(), "payload": {"wall_time": "noon"}}
+    batch = make(
+        BATCH_SCHEMA, "b", "rapport", T, {"account_id": "a.com", "records": [good, nested, bad_payload, {}]}
+    )
+    members, broken = unbatch(batch)
+    assert [m.event_id for m in members] == ["t1"]
+    reasons = [reason for _, reason in broken]
+    assert reasons[0] == f"{BATCH_SCHEMA} record 1: a batch inside a batch"
+    assert reasons[1].startswith(f"{BATCH_SCHEMA} record 2: tick/1:") and "wall_time" in reasons[1]
+    assert reasons[2].startswith(f"{BATCH_SCHEMA} record 3: envelope/1:")
+    assert orjson.loads(broken[1][0]) == bad_payload
+
+
+def test_a_single_envelope_unbatches_to_itself() -> None:
+    assert unbatch(_tick(1)) == ([_tick(1)], [])

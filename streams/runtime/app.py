@@ -1,8 +1,10 @@
 """The faust application: two hops, ``resolve`` then ``score``, as in DESIGN.md.
 
-* ``resolve`` reads ``raw`` (email, meeting and CRM envelopes), validates each message,
-  places it on an account (:mod:`streams.identity.resolver`) and sends the canonical record to
-  ``interactions`` keyed by ``account_id``. Bad input goes to ``deadletter`` with the reason.
+* ``resolve`` reads ``raw`` (email, meeting and CRM envelopes) in batches, validates each
+  message, places it on an account (:mod:`streams.identity.resolver`) and sends each account's
+  canonical records of the batch to ``interactions`` as one ``interaction_batch/1`` message keyed
+  by ``account_id`` (a message per event would cost the score agent a faust consume per event,
+  its dearest part). Bad input goes to ``deadletter`` with the reason.
   The CRM contacts and account domains it sees feed the ``contact-directory`` global table,
   which every worker reads.
 * ``score`` reads ``interactions`` in batches (size and time bounded), runs the pure core
@@ -40,7 +42,7 @@ from streams.config import (
     TOPIC_SCORES,
     Settings,
 )
-from streams.contracts import ContractError, Envelope, decode, format_time, make
+from streams.contracts import ContractError, Envelope, batches, decode, format_time, make, unbatch
 from streams.deadletters import dead_letter, rejected_row
 from streams.identity.directory import CrmDirectory
 from streams.identity.resolver import Resolver
@@ -223,27 +225,34 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
         await asyncio.to_thread(warehouse)
 
     @app.agent(raw_topic, concurrency=1)
-    async def resolve(stream: faust.StreamT) -> Any:
-        async for event in stream.events():
-            message = event.message
-            try:
-                outputs = resolver.resolve(decode(event.value))
-            except Exception as exc:  # bad input (ContractError) or a resolver bug: never stop
-                reason = (
-                    str(exc)
-                    if isinstance(exc, ContractError)
-                    else f"resolve failed: {type(exc).__name__}: {exc}"
-                )
-                letter = dead_letter(
-                    message.topic, "resolve", reason, event.value, message.partition, message.offset
-                )
-                await deadletter.send(key=letter.event_id.encode(), value=letter.to_bytes())
-                status.count("resolve_rejected")
-                yield letter
-                continue
-            for out in outputs:
-                await interactions.send(key=out.account_id.encode(), value=out.envelope.to_bytes())
-                yield out
+    async def resolve(agent_stream: faust.StreamT) -> Any:
+        stream = cast(faust.Stream, agent_stream)
+        async for events in stream.take_events(
+            settings.sink_batch_size, within=settings.resolve_batch_seconds
+        ):
+            by_account: dict[str, list[Envelope]] = {}  # in arrival order within each account
+            for event in events:
+                message = event.message
+                try:
+                    outputs = resolver.resolve(decode(event.value))
+                except Exception as exc:  # bad input (ContractError) or a resolver bug: never stop
+                    reason = (
+                        str(exc)
+                        if isinstance(exc, ContractError)
+                        else f"resolve failed: {type(exc).__name__}: {exc}"
+                    )
+                    letter = dead_letter(
+                        message.topic, "resolve", reason, event.value, message.partition, message.offset
+                    )
+                    await deadletter.send(key=letter.event_id.encode(), value=letter.to_bytes())
+                    status.count("resolve_rejected")
+                    continue
+                for out in outputs:
+                    by_account.setdefault(out.account_id, []).append(out.envelope)
+            for account_id, records in by_account.items():
+                for value in batches(account_id, records):
+                    await interactions.send(key=account_id.encode(), value=value)
+            yield len(events)
 
     @app.agent(interactions, concurrency=1)
     async def score(agent_stream: faust.StreamT) -> Any:
@@ -285,7 +294,12 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
                     continue
                 loop.last_event[message.partition] = now
                 anchor[account_id] = event
-                records.append((account_id, envelope))
+                members, broken = unbatch(envelope)
+                records.extend((account_id, member) for member in members)
+                letters.extend(
+                    dead_letter(message.topic, "score", reason, data, message.partition, message.offset)
+                    for data, reason in broken
+                )
             with PartitionedTable(states, stream, anchor) as table:
                 result = score_batch(records, table, settings.allowed_lateness_s, profile)
                 flushed = _flush_idle(ticks, now, table)

@@ -64,6 +64,10 @@ def run_worker(settings: Settings) -> None:
     running.touch()
     app = create_app(settings, idle_flush_s=float(os.environ.get("RAPPORT_IDLE_FLUSH_S", "5")))
     try:
-        Worker(app, loglevel=level, quiet=True).execute_from_commandline()
+        worker = Worker(app, loglevel=level, quiet=True)
+        # faust's terminal spinner sets the root logger to DEBUG, so every debug call on the
+        # per-message path builds a log record only for the handler to drop it.
+        worker.spinner = None
+        worker.execute_from_commandline()
     finally:
         running.unlink(missing_ok=True)

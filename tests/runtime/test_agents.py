@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from streams.config import Settings
-from streams.contracts import decode
+from streams.contracts import decode, unbatch
 from streams.runtime.app import create_app
 from streams.sources.synthetic import generate
 
@@ -30,14 +30,17 @@ async def test_resolve_sends_each_raw_event_to_its_account(app) -> None:  # type
     events, _ = generate(2, seed=3, days=10)
     email = next(e for e in events if e.schema == "raw_email/1" and not e.payload["list_unsubscribe"])
     async with app.rapport_agents["resolve"].test_context() as agent:
-        event = await agent.put(email.to_bytes())
-        resolved = agent.results[event.message.offset]
+        await agent.put(email.to_bytes())
     send = app.sends["interactions"]
     send.assert_awaited_once()
     key, value = send.await_args.kwargs["key"], send.await_args.kwargs["value"]
-    interaction = decode(value)
+    batch = decode(value)
+    assert batch.schema == "interaction_batch/1"
+    (interaction,), broken = unbatch(batch)
+    assert broken == []
     assert interaction.schema == "interaction/1"
-    assert key.decode() == interaction.payload["account_id"] == resolved.account_id
+    assert key.decode() == interaction.payload["account_id"] == batch.payload["account_id"]
+    assert interaction.payload["source_event_id"] == email.event_id
     assert interaction.payload["direction"] in {"outbound", "inbound"}
     app.sends["deadletter"].assert_not_awaited()
 
