@@ -47,6 +47,7 @@ from streams.deadletters import dead_letter, rejected_row
 from streams.identity.directory import CrmDirectory
 from streams.identity.resolver import Resolver
 from streams.runtime.status import WorkerStatus
+from streams.runtime.transport import App
 from streams.scoring.profile import Profile, load_profile
 from streams.scoring.scorer import BatchResult, flush_accounts, flushable, score_batch
 from streams.sinks.warehouse import Sink
@@ -160,7 +161,7 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
     if not settings.kafka_bootstrap:
         raise ValueError("create_app needs settings.kafka_bootstrap (start the broker first)")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=store,
