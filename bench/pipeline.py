@@ -24,8 +24,10 @@ What it measures, in this order, on one embedded Tansu broker with Rapport's top
    of the first and of the last fifth of the sends shows whether a queue built up (the worker
    slower than the rate).
 4. **state** — the worker's RocksDB ``account-state`` table (its partitions, read-only after the
-   worker stopped): the bytes of the serialised per-account states divided by the active buyer
-   contacts they track (buyer addresses with a recorded inbound or outbound interaction).
+   worker stopped): the bytes of the per-account states as stored (compressed JSON, which is also
+   what the changelog carries) divided by the active buyer contacts they track (buyer addresses
+   with a recorded inbound or outbound interaction); ``state_json_bytes_per_contact`` is the same
+   before compression.
 5. **replay** — ``bench/replay.py --accounts N --json`` in its own process (same dataset; its own
    chDB folder, since one process may open only one).
 
@@ -58,6 +60,7 @@ from streams.identity.resolver import Resolver
 from streams.runtime.producer import EventProducer
 from streams.runtime.stack import Stack
 from streams.runtime.status import read_status
+from streams.runtime.stored_state import unpack
 from streams.sinks.warehouse import connect
 from streams.sources.dataset import SourceRecord, source_of
 from streams.sources.synthetic import SELLER_DOMAIN, generate
@@ -207,23 +210,31 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def state_size(state_dir: Path) -> dict[str, int]:
-    """Bytes of the serialised account states in the worker's RocksDB table, and what they track."""
+    """Bytes of the account states as stored in the worker's RocksDB table (compressed) and as
+    JSON, and what they track."""
     from rocksdict import AccessType, Options, Rdict
 
-    total = accounts = contacts = 0
+    total = plain = accounts = contacts = 0
     for path in sorted(state_dir.rglob("account-state-*.db")):
         db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
         try:
             for key, value in db.items():
+                assert isinstance(key, bytes) and isinstance(value, bytes)  # raw_mode
                 if key.startswith(b"__faust"):  # faust's own bookkeeping (the changelog offset)
                     continue
-                state = orjson.loads(value)
+                state = unpack(value)
                 total += len(key) + len(value)
+                plain += len(key) + len(orjson.dumps(state))
                 accounts += 1
                 contacts += len(state.get("last_in", {}).keys() | state.get("last_out", {}).keys())
         finally:
             db.close()
-    return {"state_bytes": total, "state_accounts": accounts, "active_contacts": contacts}
+    return {
+        "state_bytes": total,
+        "state_json_bytes": plain,
+        "state_accounts": accounts,
+        "active_contacts": contacts,
+    }
 
 
 # --- replay ------------------------------------------------------------------------------------
@@ -305,7 +316,9 @@ def run(accounts: int, rate: float, latency_seconds: float, home: Path) -> dict[
 
     state = state_size(settings.state_dir)
     figures.update(state)
-    figures["state_bytes_per_contact"] = round(state["state_bytes"] / max(1, state["active_contacts"]))
+    contacts = max(1, state["active_contacts"])
+    figures["state_bytes_per_contact"] = round(state["state_bytes"] / contacts)
+    figures["state_json_bytes_per_contact"] = round(state["state_json_bytes"] / contacts)
 
     figures["replay_events_per_s"] = round(run_replay(accounts))
     figures["live_to_passthrough"] = round(

@@ -47,6 +47,7 @@ from streams.deadletters import dead_letter, rejected_row
 from streams.identity.directory import CrmDirectory
 from streams.identity.resolver import Resolver
 from streams.runtime.status import WorkerStatus
+from streams.runtime.stored_state import pack, unpack
 from streams.runtime.transport import App
 from streams.scoring.profile import Profile, load_profile
 from streams.scoring.scorer import BatchResult, flush_accounts, flushable, score_batch
@@ -96,7 +97,7 @@ def health_envelope(row: dict[str, Any]) -> Envelope:
 
 
 class PartitionedTable:
-    """Batch reads and writes of a faust RocksDB table, each on its key's partition.
+    """Batch reads and writes of the account states' RocksDB table, each on its key's partition.
 
     faust picks the RocksDB partition of a get or set from the stream's current event. Inside a
     batch that event belongs to whichever partition came last, so a read for another partition's
@@ -109,13 +110,14 @@ class PartitionedTable:
         self.table, self.stream, self.anchors = table, stream, anchors
         self.previous: faust.EventT | None = None
 
-    def get(self, key: str) -> Any:
+    def get(self, key: str) -> dict[str, Any] | None:
         self.stream._set_current_event(self.anchors[key])
-        return self.table.get(key)
+        data = self.table.get(key)
+        return None if data is None else unpack(data)
 
-    def set(self, key: str, value: Any) -> None:
+    def set(self, key: str, value: dict[str, Any]) -> None:
         self.stream._set_current_event(self.anchors[key])
-        self.table[key] = value
+        self.table[key] = pack(value)
 
     def __enter__(self) -> PartitionedTable:
         self.previous = self.stream.current_event
@@ -188,7 +190,8 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
     )
     deadletter = app.topic(TOPIC_DEADLETTER, value_serializer="raw", key_serializer="raw")
     scores = app.topic(TOPIC_SCORES, value_serializer="raw", key_serializer="raw")
-    states = app.Table("account-state", partitions=settings.partitions)  # json keys and values
+    # json keys; values are compressed JSON (streams.runtime.stored_state), read through PartitionedTable
+    states = app.Table("account-state", partitions=settings.partitions, value_type=bytes)
     # Every worker resolves with every CRM contact and account domain: a global table fed by the
     # crm_contact and crm_account records resolve sees. One changelog partition and a recovery
     # buffer of 1, as faust's GlobalTable docs advise for several workers; use_partitioner
@@ -342,7 +345,7 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
         if not idle:
             return BatchResult()
         if loop.pending is None:  # first tick since start: find pending accounts once
-            loop.pending = {k: n for k, v in states.items() if (n := flushable(v, now, profile))}
+            loop.pending = {k: n for k, v in states.items() if (n := flushable(unpack(v), now, profile))}
         due = [a for a in loop.pending if partition_of(a, settings.partitions) in idle]
         for account_id in due:
             table.anchors[account_id] = ticks[partition_of(account_id, settings.partitions)]

@@ -31,6 +31,7 @@ from streams.config import Settings
 from streams.contracts import ContractError, Envelope, format_time, make
 from streams.runtime.app import partition_of
 from streams.runtime.status import read_status
+from streams.runtime.stored_state import pack
 from streams.runtime.worker import STATE_CHANGELOG
 from streams.scoring.profile import Profile, load_profile
 from streams.scoring.scorer import flush_accounts, score_batch
@@ -331,7 +332,7 @@ def replace_state(settings: Settings, states: dict[str, dict[str, Any]]) -> str:
             producer.send(
                 topic,
                 key=orjson.dumps(account_id),
-                value=orjson.dumps(state),
+                value=pack(state),
                 partition=partition_of(account_id, settings.partitions),
             )
         producer.flush(timeout=60)

@@ -18,6 +18,7 @@ from streams.runtime.broker import admin
 from streams.runtime.forget import ForgetError, checked_address, forget, scrub
 from streams.runtime.replay import replay
 from streams.runtime.stack import Stack
+from streams.runtime.stored_state import unpack
 from streams.runtime.worker import STATE_CHANGELOG
 from streams.sinks.warehouse import TABLE_KEYS, connect
 from streams.sources.dataset import read_dataset
@@ -138,9 +139,9 @@ def test_the_account_is_rescored_and_other_accounts_are_untouched(forgotten: dic
 def test_stream_state_is_replaced_by_the_recomputed_state(forgotten: dict[str, Any]) -> None:
     states = forgotten["states"]
     assert [orjson.loads(k) for k, _ in states] == [forgotten["account"]]
-    state = orjson.loads(states[0][1])
+    state = unpack(states[0][1])
     assert state["account_id"] == forgotten["account"] and state["settled"] > 0
-    assert forgotten["address"] not in states[0][1].decode()
+    assert forgotten["address"] not in orjson.dumps(state).decode()
     assert forgotten["report"]["state"].startswith("local state cache removed")
     assert not forgotten["settings"].state_dir.exists()
 
