@@ -39,8 +39,6 @@ the git commit. The machine is shared, so read figures together with the load av
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -53,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from record import machine, record
 
 from streams.config import TOPIC_DEADLETTER, TOPIC_RAW, Settings
 from streams.contracts import Envelope
@@ -66,7 +65,6 @@ from streams.sources.dataset import SourceRecord, source_of
 from streams.sources.synthetic import SELLER_DOMAIN, generate
 
 BENCH = Path(__file__).resolve().parent
-RESULTS = BENCH / "results"
 SEED, LATENCY_SEED = 7, 8
 
 
@@ -253,26 +251,6 @@ def run_replay(accounts: int) -> float:
 # --- the run -----------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=BENCH, capture_output=True, text=True, check=False
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=BENCH,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    return {
-        "cores": os.cpu_count(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "commit": commit + ("+dirty" if dirty else ""),
-    }
-
-
 def run(accounts: int, rate: float, latency_seconds: float, home: Path) -> dict[str, Any]:
     settings = Settings.from_env({"RAPPORT_HOME": str(home), "RAPPORT_SELLER_DOMAINS": SELLER_DOMAIN})
     resolver = Resolver(settings.seller_domains)
@@ -347,20 +325,11 @@ def main() -> None:
     before = machine()
     with tempfile.TemporaryDirectory(prefix="rapport-bench-") as tmp:
         figures = run(args.accounts, args.rate, args.latency_seconds, Path(tmp))
-    facts = {**before, "load_average_after": [round(x, 2) for x in os.getloadavg()]}
     for name, value in figures.items():
         print(f"{name:>28}: {value:,}")
-    print(f"{'machine':>28}: {facts}")
+    print(f"{'machine':>28}: {before}")
     if not args.no_record:
-        RESULTS.mkdir(exist_ok=True)
-        record = {
-            "at": at.isoformat(timespec="seconds"),
-            "arguments": vars(args),
-            "figures": figures,
-            "machine": facts,
-        }
-        path = RESULTS / f"pipeline-{at:%Y%m%dT%H%M%SZ}.json"
-        path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+        path = record("pipeline", at, vars(args), figures, before)
         print(f"{'recorded':>28}: {path.relative_to(BENCH.parent)}")
     if args.json:
         print(orjson.dumps(figures).decode())

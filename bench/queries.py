@@ -4,6 +4,7 @@ accounts, a year of daily health snapshots (7.3 million rows), generated with Cl
 
     python bench/queries.py [--interactions 10000000] [--accounts 20000] [--runs 5] [--json]
 
+Each run is recorded in ``bench/results/queries-<UTC time>.json`` with the machine and commit.
 Each query is expanded as Grafana would (the board's default time range ending at the newest
 data, about 1,000 points per time series, variables at their first value, "All" teams) and run
 once to warm up, then --runs times. Prints p50 and max milliseconds per query; with --json the
@@ -16,10 +17,11 @@ import argparse
 import statistics
 import tempfile
 import time
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+from record import machine, record
 
 from streams.boards.alerting import ALERT_QUERIES
 from streams.boards.files import dashboard_json
@@ -152,7 +154,9 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-record", action="store_true", help="do not write bench/results/")
     args = parser.parse_args()
+    at, before = datetime.now(UTC), machine()
     queries = all_queries()
     with tempfile.TemporaryDirectory() as tmp:
         client = connect(f"chdb://{Path(tmp) / 'warehouse'}")
@@ -191,6 +195,8 @@ def main() -> None:
         "slowest_p50_ms": max(r["p50_ms"] for r in results),
         "queries": results,
     }
+    if not args.no_record:
+        print(f"recorded: {record('queries', at, vars(args), summary, before)}")
     if args.json:
         print(orjson.dumps(summary).decode())
 
