@@ -28,7 +28,11 @@ What it measures, in this order, on one embedded Tansu broker with Rapport's top
    what the changelog carries) divided by the active buyer contacts they track (buyer addresses
    with a recorded inbound or outbound interaction); ``state_json_bytes_per_contact`` is the same
    before compression.
-5. **replay** — ``bench/replay.py --accounts N --json`` in its own process (same dataset; its own
+5. **group** — a consumer group of two workers on a fresh embedded broker drains the same
+   dataset (each worker with its own chDB folder: one process may hold a folder). Events/s of
+   the group from the first to the last status write of either: the "more workers" lever on this
+   2-core machine, where the broker shares the cores.
+6. **replay** — ``bench/replay.py --accounts N --json`` in its own process (same dataset; its own
    chDB folder, since one process may open only one).
 
 Prints a table; with ``--json`` the last line is one JSON object. Each run is also written to
@@ -45,6 +49,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +71,7 @@ from streams.sources.synthetic import SELLER_DOMAIN, generate
 
 BENCH = Path(__file__).resolve().parent
 SEED, LATENCY_SEED = 7, 8
+GROUP_WORKERS = 2
 
 
 def records(events: Iterable[Envelope]) -> list[SourceRecord]:
@@ -168,6 +174,43 @@ def measure_live(stack: Stack, expected: int, timeout_s: float = 600.0) -> float
         raise SystemExit(f"live run did not finish ({last}); see {stack.worker_log(0)}")
     stack.wait_drained(expected)
     return (last[0] - first[0]) / (last[1] - first[1])
+
+
+def measure_group(
+    settings: Settings, events: list[SourceRecord], workers: int, timeout_s: float = 600.0
+) -> float:
+    """Events/s of one consumer group of ``workers`` worker processes on a fresh embedded broker
+    (the same events produced first). Each worker has its own home and chDB folder, since one
+    process may hold a folder (against a ClickHouse server they would share one)."""
+    homes = [settings.home / f"group-{index}" for index in range(workers)]
+    with ExitStack() as running:
+        stacks: list[Stack] = []
+        for home in homes:
+            bootstrap = stacks[0].bootstrap if stacks else None
+            wanted = replace(
+                settings, home=home, warehouse_url=f"chdb://{home / 'warehouse'}", kafka_bootstrap=bootstrap
+            )
+            stacks.append(running.enter_context(Stack(wanted)))
+        with EventProducer(stacks[0].bootstrap, Resolver(settings.seller_domains)) as producer:
+            producer.send_all(events)
+            producer.flush()
+        expected = sum(n for topic, n in producer.sent.items() if topic != TOPIC_DEADLETTER)
+        for stack in stacks:
+            stack.start_workers()
+        first_seen: tuple[int, float] | None = None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for stack in stacks:
+                stack.check_workers()
+            statuses = [read_status(stack.settings.status_file) or {} for stack in stacks]
+            done = sum(done_of(status) for status in statuses)
+            updated = max(float(status.get("updated", 0.0)) for status in statuses)
+            if done and first_seen is None:
+                first_seen = (done, updated)
+            if done >= expected and first_seen is not None and updated > first_seen[1]:
+                return (done - first_seen[0]) / (updated - first_seen[1])
+            time.sleep(0.02)
+    raise SystemExit(f"the group of {workers} workers did not finish; see {homes[0]}/worker-0.log")
 
 
 def produce_at_rate(
@@ -297,6 +340,11 @@ def run(accounts: int, rate: float, latency_seconds: float, home: Path) -> dict[
     contacts = max(1, state["active_contacts"])
     figures["state_bytes_per_contact"] = round(state["state_bytes"] / contacts)
     figures["state_json_bytes_per_contact"] = round(state["state_json_bytes"] / contacts)
+
+    figures["group_workers"] = GROUP_WORKERS
+    figures["group_live_events_per_s"] = round(
+        measure_group(replace(settings, kafka_bootstrap=None, home=home / "group"), events, GROUP_WORKERS)
+    )
 
     figures["replay_events_per_s"] = round(run_replay(accounts))
     figures["live_to_passthrough"] = round(

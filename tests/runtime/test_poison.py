@@ -1,4 +1,5 @@
-"""Poison input: 10,000 malformed or hostile messages mixed into good traffic on ``raw``.
+"""Poison input: 10,000 malformed or hostile messages mixed into good traffic on ``raw``, and a
+few written straight to ``interactions`` (the second hop, which carries ``interaction_batch/1``).
 
 Every bad message must land in ``rejected_events`` with its reason, every good one must be
 scored exactly as ``replay`` scores the good ones alone, and the worker must never restart.
@@ -14,7 +15,8 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from streams.config import TOPIC_RAW, Settings
+from streams.config import TOPIC_INTERACTIONS, TOPIC_RAW, Settings
+from streams.contracts import BATCH_SCHEMA
 from streams.deadletters import MAX_ORIGINAL
 from streams.identity.resolver import Resolver
 from streams.runtime.producer import EventProducer
@@ -71,6 +73,39 @@ def hostile(i: int) -> bytes:
     return kinds[i % len(kinds)]()
 
 
+def second_hop() -> list[bytes]:
+    """Bad messages on ``interactions``: unreadable, a batch breaking its own schema, and a batch
+    of broken records (a payload of the wrong shape, a batch inside a batch)."""
+
+    def batch(records: list[Any]) -> bytes:
+        return orjson.dumps(
+            {
+                "schema": BATCH_SCHEMA,
+                "event_id": f"batch:poison-{len(records)}",
+                "source": "poison",
+                "occurred_at": "2025-07-02T10:00:00.000Z",
+                "payload": {"account_id": "buyer.example", "records": records},
+            }
+        )
+
+    tick = {
+        "schema": "tick/1",
+        "event_id": "t",
+        "source": "poison",
+        "occurred_at": "2025-07-02T10:00:00.000Z",
+    }
+    return [
+        b"{not json on interactions",
+        batch([]),
+        batch(
+            [
+                {**tick, "payload": {"wall_time": "noon"}},
+                {**orjson.loads(batch([])), "event_id": "batch:nested"},
+            ]
+        ),
+    ]
+
+
 def mixed(good: list[SourceRecord], bad: int) -> Iterator[SourceRecord | bytes]:
     """Good records with the bad messages spread evenly between them."""
     per_good = bad // len(good) + 1
@@ -102,6 +137,9 @@ def poisoned_run(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) 
                     producer.send(item)
                 else:
                     bad_sender.send(TOPIC_RAW, value=item, key=f"poison-{n}".encode())
+                if n == len(good) // 2:
+                    for value in second_hop():
+                        bad_sender.send(TOPIC_INTERACTIONS, value=value, key=b"buyer.example")
         bad_sender.flush(timeout=60)
         bad_sender.close()
         status = stack.wait_drained(len(good) + BAD, timeout_s=300)
@@ -124,15 +162,26 @@ def poisoned_run(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_every_bad_message_is_a_dead_letter_with_its_reason(poisoned_run: dict[str, Any]) -> None:
-    rejected = poisoned_run["rejected"]
+    rejected = [row for row in poisoned_run["rejected"] if row[2] == "resolve"]
     assert len(rejected) == BAD
-    assert {stage for _, _, stage in rejected} == {"resolve"}
     assert all(len(reason) > 10 for _, reason, _ in rejected)
     expected = {hostile(i)[:MAX_ORIGINAL] for i in range(BAD)}
     assert {bytes.fromhex(original) for original, _, _ in rejected} == expected
     reasons = " ".join(reason for _, reason, _ in rejected)
     for words in ("not valid JSON", "exceeds the 1000000 limit", "only seller-side", "unknown schema"):
         assert words in reasons
+
+
+def test_bad_messages_on_the_second_hop_are_dead_letters_record_by_record(
+    poisoned_run: dict[str, Any],
+) -> None:
+    reasons = sorted(reason for _, reason, stage in poisoned_run["rejected"] if stage == "score")
+    assert len(poisoned_run["rejected"]) == BAD + len(reasons)
+    assert len(reasons) == 4  # the unreadable one, the bad batch, and each broken record on its own
+    assert reasons[0].startswith("interaction_batch/1 record 0: tick/1:") and "wall_time" in reasons[0]
+    assert reasons[1].startswith("interaction_batch/1 record 1: interaction_batch/1:")
+    assert reasons[2].startswith("interaction_batch/1: ") and "records" in reasons[2]
+    assert reasons[3].startswith("not valid JSON")
 
 
 def test_every_good_message_is_scored_as_replay_scores_it(poisoned_run: dict[str, Any]) -> None:
