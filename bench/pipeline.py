@@ -61,6 +61,7 @@ from record import machine, record
 from streams.config import TOPIC_DEADLETTER, TOPIC_RAW, Settings
 from streams.contracts import Envelope
 from streams.identity.resolver import Resolver
+from streams.runtime.collector import relax_collector
 from streams.runtime.producer import EventProducer
 from streams.runtime.stack import Stack
 from streams.runtime.status import read_status
@@ -82,9 +83,12 @@ def records(events: Iterable[Envelope]) -> list[SourceRecord]:
 
 
 def passthrough_worker(bootstrap: str, expected: int, out: Path, home: Path) -> None:
-    """A faust app whose one agent only counts ``raw``; writes first/last event times to ``out``."""
+    """A faust app whose one agent only counts ``raw``; writes first/last event times to ``out``.
+    Same garbage-collector thresholds as a Rapport worker."""
     import faust
     from faust.worker import Worker
+
+    relax_collector()
 
     settings = Settings.from_env({"RAPPORT_HOME": str(home), "RAPPORT_KAFKA_BOOTSTRAP": bootstrap})
     app = faust.App(

@@ -18,6 +18,7 @@ import orjson
 
 from streams.config import Settings
 from streams.identity.resolver import Resolver
+from streams.runtime.collector import relax_collector
 from streams.runtime.replay import replay
 from streams.scoring.scorer import score_batch
 from streams.sources.dataset import read_dataset, write_dataset
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=100)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    relax_collector()  # as every `rapport` command does
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "data"
         events, labels = generate(args.accounts, seed=7)

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from streams.config import ConfigError, Settings, redacted
 from streams.runtime.broker import BrokerError
+from streams.runtime.collector import relax_collector
 from streams.runtime.stack import PipelineError
 from streams.sinks.warehouse import WarehouseError
 
@@ -59,6 +60,7 @@ seller_domain_option = click.option(
 def main() -> None:
     """Rapport: buyer-seller relationship health from email, meetings and CRM."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    relax_collector()
 
 
 @main.command()
