@@ -84,14 +84,15 @@ def records(events: Iterable[Envelope]) -> list[SourceRecord]:
 
 def passthrough_worker(bootstrap: str, expected: int, out: Path, home: Path) -> None:
     """A faust app whose one agent only counts ``raw``; writes first/last event times to ``out``.
-    Same garbage-collector thresholds as a Rapport worker."""
-    import faust
-    from faust.worker import Worker
+    The same app class (consumer fetch wait), worker settings and garbage-collector thresholds as
+    a Rapport worker."""
+    from streams.runtime.transport import App
+    from streams.runtime.worker import quiet_worker
 
     relax_collector()
 
     settings = Settings.from_env({"RAPPORT_HOME": str(home), "RAPPORT_KAFKA_BOOTSTRAP": bootstrap})
-    app = faust.App(
+    app = App(
         "bench-passthrough",
         broker=f"kafka://{bootstrap}",
         store="memory://",
@@ -121,7 +122,7 @@ def passthrough_worker(bootstrap: str, expected: int, out: Path, home: Path) -> 
                     orjson.dumps({"count": expected, "first": seen["first"], "last": time.time()})
                 )
 
-    Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+    quiet_worker(app, "WARNING").execute_from_commandline()
 
 
 def run_passthrough(bootstrap: str, expected: int, home: Path, timeout_s: float = 300.0) -> float:
