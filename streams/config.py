@@ -102,6 +102,7 @@ class Settings:
     sink_batch_size: int = 2000
     sink_batch_seconds: float = 0.5
     resolve_batch_seconds: float = 0.2
+    fetch_wait_ms: int = 1500
     allowed_lateness_s: float = 86400.0
     broker_session_timeout_s: float = 10.0
     broker_rebalance_timeout_s: float = 6.0
@@ -123,6 +124,7 @@ class Settings:
             sink_batch_size=_number(env, "RAPPORT_SINK_BATCH_SIZE", 2000, 1),
             sink_batch_seconds=_number(env, "RAPPORT_SINK_BATCH_SECONDS", 0.5, 0.01),
             resolve_batch_seconds=_number(env, "RAPPORT_RESOLVE_BATCH_SECONDS", 0.2, 0.01),
+            fetch_wait_ms=int(_number(env, "RAPPORT_FETCH_WAIT_MS", 1500, 10)),
             allowed_lateness_s=_number(env, "RAPPORT_ALLOWED_LATENESS_S", 86400.0, 0.0),
             # Embedded: a fresh single broker, so short timeouts make the first group join take
             # seconds instead of half a minute. A real cluster keeps faust's safer defaults.
@@ -172,6 +174,7 @@ class Settings:
             "RAPPORT_SINK_BATCH_SIZE": str(self.sink_batch_size),
             "RAPPORT_SINK_BATCH_SECONDS": str(self.sink_batch_seconds),
             "RAPPORT_RESOLVE_BATCH_SECONDS": str(self.resolve_batch_seconds),
+            "RAPPORT_FETCH_WAIT_MS": str(self.fetch_wait_ms),
             "RAPPORT_ALLOWED_LATENESS_S": str(self.allowed_lateness_s),
             "RAPPORT_BROKER_SESSION_TIMEOUT_S": str(self.broker_session_timeout_s),
             "RAPPORT_BROKER_REBALANCE_TIMEOUT_S": str(self.broker_rebalance_timeout_s),

@@ -184,6 +184,7 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
         key_serializer="raw",
         table_standby_replicas=0,
     )
+    app.fetch_wait_ms = settings.fetch_wait_ms
     raw_topic = app.topic(TOPIC_RAW, value_serializer="raw", key_serializer="raw")
     interactions = app.topic(
         TOPIC_INTERACTIONS, value_serializer="raw", key_serializer="raw", partitions=settings.partitions
