@@ -6,7 +6,7 @@ out its wait: measured here, a message sent to an idle partition reached a consu
 0.38 s with 1500 ms and after 1 ms with 100 ms, and every hop pays it (p95 latency at 2,000
 events/s: 2.8 s with 1500 ms, 1.0 s with 100 ms). The default stays faust's 1500 ms: with
 100 ms, a worker of a two-worker group sometimes never fetched its share after the group formed
-(``tests/runtime/test_scale_out.py`` stalled in 3 of 10 runs, 0 of 9 with 1500 ms), so 100 ms
+(``tests/runtime/test_scale_out.py`` stalled in 3 of 10 runs, 0 of 7 with 1500 ms), so 100 ms
 is for a single worker.
 """
 
