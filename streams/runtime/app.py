@@ -136,12 +136,13 @@ class ScoreLoop:
     last_event: dict[int, float] = field(default_factory=dict)  # partition -> wall time
     pending: dict[str, int] | None = None  # account -> what a flush would settle; None until first scan
 
-    def note(self, states: dict[str, Any], profile: Profile) -> None:
+    def note(self, states: dict[str, dict[str, Any]], profile: Profile) -> None:
+        """Remember what a flush would settle for these (stored) account states."""
         if self.pending is None:
             return
         now = time.time()
         for account_id, state in states.items():
-            count = flushable(state.to_dict(), now, profile)
+            count = flushable(state, now, profile)
             if count:
                 self.pending[account_id] = count
             else:
@@ -321,10 +322,10 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
                 status.add_rows(written.rows, written.retries)
             for letter in letters:
                 await deadletter.send(key=letter.event_id.encode(), value=letter.to_bytes())
-            new_states = {**result.states, **flushed.states}
+            new_states = {k: v.to_dict() for k, v in {**result.states, **flushed.states}.items()}
             with PartitionedTable(states, stream, anchor) as table:
                 for account_id, state in new_states.items():
-                    table.set(account_id, state.to_dict())
+                    table.set(account_id, state)
             loop.note(new_states, profile)
             for row in _latest_health(rows.get("account_health", [])):
                 await scores.send(key=row["account_id"].encode(), value=health_envelope(row).to_bytes())
