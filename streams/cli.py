@@ -260,6 +260,29 @@ def replay(paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bo
 
 
 @main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@seller_domain_option
+@click.option("--json", "as_json", is_flag=True, help="Print the audit as one JSON object.")
+@friendly_errors
+def audit(paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool) -> None:
+    """Which organisations in mail are relationships, with the evidence and why not (no broker,
+    no warehouse)."""
+    from streams.identity.audit import audit as run_audit
+    from streams.identity.audit import render_audit
+    from streams.sources.reader import read_sources
+
+    settings = settings_from_env(seller_domains)
+    if not settings.seller_domains:
+        raise click.UsageError("pass --seller-domain DOMAIN (or set RAPPORT_SELLER_DOMAINS)")
+    with console.status("auditing"):
+        report = run_audit(read_sources(paths), settings.seller_domains)
+    if as_json:
+        click.echo(orjson.dumps(report).decode())
+    else:
+        render_audit(report, Console())
+
+
+@main.command()
 @click.argument("email")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on the last line.")
 @friendly_errors

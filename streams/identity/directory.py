@@ -17,6 +17,7 @@ live ``resolve`` agent so that every worker sees every CRM record.
 
 from __future__ import annotations
 
+import re
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -31,10 +32,43 @@ ACCOUNT = "account:"  # → versions of [since, sorted organisation domains]
 DOMAIN = "domain:"  # → sorted ids of every account that has listed the domain
 
 
+# Lotus Notes quoted each dot of a name it forwarded (``cliff'.'baxter@enron.com``).
+_QUOTED_DOTS = re.compile(r"['\"]+\.['\"]*|['\"]*\.['\"]+")
+# Exchange wraps a foreign address into its own domain: ``IMCEANOTES-...+40acme+2Ecom...@enron.com``.
+_WRAPPED = re.compile(r"^imcea[a-z]*-(.*)@[^@]+$")
+_INNER_ADDRESS = re.compile(r"([a-z0-9._%'+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+)")
+
+
+def unwrap_address(address: str) -> str:
+    """The foreign address inside an Exchange-rewritten one (``IMCEANOTES-…@enron.com``), else as is.
+
+    Exchange encodes the original with ``+XX`` hex escapes (``+40`` for ``@``, ``+2E`` for ``.``)
+    and appends its own domain; the buyer then looks seller-side. The percent hack
+    (``ann%acme.com@relay``) is unwrapped the same way.
+    """
+    lowered = address.strip().strip("<>").lower()
+    wrapped = _WRAPPED.match(lowered)
+    if wrapped:
+        decoded = re.sub(r"\+([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)), wrapped.group(1))
+        inner = _INNER_ADDRESS.findall(decoded)
+        return inner[0] if inner else lowered
+    local = lowered.rpartition("@")[0]
+    if "%" in local:
+        user, _, relayed = local.rpartition("%")
+        if user and "." in relayed:
+            return f"{user}@{relayed}"
+    return lowered
+
+
 def normalise_address(address: str) -> str:
-    """Lower-case, drop plus-addressing and repeated dots in the local part."""
-    local, _, domain = address.strip().strip("<>").lower().rpartition("@")
+    """Lower-case; unwrap rewritten foreign addresses; drop plus-addressing, quoted and repeated dots.
+
+    ``Cliff'.'Baxter@Enron.com`` → ``cliff.baxter@enron.com``; ``M..Presto+deals@enron.com`` →
+    ``m.presto@enron.com``. A quote inside a name stays (``justin.o'malley@enron.com``).
+    """
+    local, _, domain = unwrap_address(address).rpartition("@")
     local = local.split("+", 1)[0]
+    local = _QUOTED_DOTS.sub(".", local).strip("'\"")
     while ".." in local:
         local = local.replace("..", ".")
     return f"{local.strip('.')}@{domain.strip('.')}"

@@ -5,8 +5,13 @@ email or meeting is the CRM account of a buyer who is a known contact, else the 
 that lists a buyer's registered domain (both from the CRM directory,
 :mod:`streams.identity.directory`, the resolver's only state), else the registered domain of its
 buyer-side participants as a provisional account; CRM records keep the account id they carry.
-The seller side is decided by the configured seller domains. Automated mail is flagged here
-(and excluded from scoring downstream, but kept and counted).
+The seller side is decided by the configured seller domains, plus the seller people's own
+personal addresses (same name or first.last local part, :mod:`streams.identity.people`). An
+email belongs to one organisation: inbound mail to its sender's, outbound mail to its To
+recipients' (Cc only when no buyer is in To), so a cc'd third party never takes another
+organisation's mail. Mail with no seller-side participant is no interaction (rejected with the
+reason). Automated mail is flagged here (:mod:`streams.identity.noise`; excluded from scoring
+downstream, but kept and counted).
 """
 
 from __future__ import annotations
@@ -20,65 +25,10 @@ from typing import Any
 from streams.contracts import ContractError, Envelope, parse_time
 from streams.identity.directory import CrmDirectory, normalise_address
 from streams.identity.domains import organisation_domain, registered_domain
+from streams.identity.noise import AUTOMATED_LOCALPARTS, automated_reason, is_bulk_sender
+from streams.identity.people import SellerPeople
 
-AUTOMATED_LOCALPARTS = frozenset(
-    {
-        "noreply",
-        "no-reply",
-        "donotreply",
-        "do-not-reply",
-        "mailer-daemon",
-        "postmaster",
-        "bounce",
-        "notifications",
-        "calendar-notification",
-        "newsletter",
-    }
-)
-# Bulk senders that set no List-Unsubscribe/Precedence header (common before 2005): their
-# address gives them away.
-BULK_LOCALPART_WORDS = (
-    "newsletter",
-    "mailer",
-    "noreply",
-    "no-reply",
-    "notification",
-    "alert",
-    "bounce",
-    "listserv",
-    "majordomo",
-    "daemon",
-    "digest",
-    "promo",
-)
-BULK_SUBDOMAINS = frozenset(
-    {
-        "lists",
-        "list",
-        "news",
-        "newsletter",
-        "newsletters",
-        "bounce",
-        "bounces",
-        "mailer",
-        "mailers",
-        "email",
-        "e",
-        "em",
-        "mkt",
-        "marketing",
-    }
-)
-
-
-def is_bulk_sender(address: str) -> bool:
-    local, _, domain = address.rpartition("@")
-    if local in AUTOMATED_LOCALPARTS or any(word in local for word in BULK_LOCALPART_WORDS):
-        return True
-    organisation = registered_domain(domain)
-    below = domain[: -len(organisation)].rstrip(".").split(".") if organisation else []
-    return any(label in BULK_SUBDOMAINS for label in below)
-
+__all__ = ["ResolveError", "Resolved", "Resolver", "is_bulk_sender", "normalise_address", "registered_domain"]
 
 # Interactions forwarded as they are: CRM entity upserts go to the score agent unchanged.
 CRM_ENTITIES = ("crm_account/1", "crm_contact/1", "crm_opportunity/1")
@@ -182,10 +132,24 @@ class Resolver:
     def __init__(self, seller_domains: Iterable[str], directory: CrmDirectory | None = None) -> None:
         self.seller_domains = tuple(sorted({d.lower() for d in seller_domains}))
         self.directory = directory or CrmDirectory()
+        # Seller people's names live in the directory's store, so live workers share them too.
+        self.people = SellerPeople(self.directory.store)
 
-    def is_seller(self, address: str) -> bool:
+    def is_seller_domain(self, address: str) -> bool:
         domain = domain_of(address)
         return any(domain == d or domain.endswith("." + d) for d in self.seller_domains)
+
+    def is_seller(self, address: str, name_key: str | None = None) -> bool:
+        """On a seller domain, or a seller person's own personal address: the same name key or
+        first.last as a seller address, on a free-mail or ISP domain. The same person on another
+        organisation's domain is an affiliate instead (:meth:`seller_twin`; reported, not assumed)."""
+        if self.is_seller_domain(address):
+            return True
+        return not is_organisation(address) and self.people.seller_twin(address, name_key) is not None
+
+    def seller_twin(self, address: str, name_key: str | None = None) -> str | None:
+        """The seller address of the same person as an outside address, if one is known."""
+        return None if self.is_seller_domain(address) else self.people.seller_twin(address, name_key)
 
     def resolve(self, envelope: Envelope) -> list[Resolved]:
         """Canonical records for one envelope; :class:`ResolveError` if it fits nowhere."""
@@ -249,9 +213,11 @@ class Resolver:
                 "unmatched; the buyer side has only free-mail, role or public-suffix addresses, "
                 "which never create accounts"
             )
-        counts = Counter(registered_domain(domain_of(b)) for b in corporate)
+        domains = [registered_domain(domain_of(b)) for b in corporate]
+        counts = Counter(domains)
         confidence = DOMAIN_CONFIDENCE if len(counts) == 1 else SPLIT_DOMAIN_CONFIDENCE
-        return Match(min(counts, key=lambda d: (-counts[d], d)), "domain", confidence)
+        # A tie goes to the first addressed (buyers come in header order), never the alphabet's first.
+        return Match(min(counts, key=lambda d: (-counts[d], domains.index(d))), "domain", confidence)
 
     def _interaction(self, envelope: Envelope, account_id: str, **fields: Any) -> Resolved:
         payload = {
@@ -273,31 +239,52 @@ class Resolver:
         )
 
     @staticmethod
-    def is_automated(envelope: Envelope) -> bool:
-        """Bulk or machine mail: list headers, auto-submitted, or a bulk sender address."""
+    def automated_reason(envelope: Envelope) -> str | None:
+        """Why an email is bulk or machine mail (:mod:`streams.identity.noise`), else ``None``."""
         if envelope.schema != "raw_email/1":
-            return False
+            return None
         p = envelope.payload
-        return bool(
-            p.get("list_unsubscribe")
-            or (p.get("auto_submitted") or "no").lower() != "no"
-            or (p.get("precedence") or "").lower() in ("bulk", "list", "junk")
-            or is_bulk_sender(normalise_address(p["from"]))
+        envelope_sender = p.get("envelope_sender")
+        return automated_reason(
+            p, normalise_address(p["from"]), normalise_address(envelope_sender) if envelope_sender else None
         )
+
+    @classmethod
+    def is_automated(cls, envelope: Envelope) -> bool:
+        """Bulk or machine mail: list headers, auto-submitted, or a list, bounce or bulk sender."""
+        return cls.automated_reason(envelope) is not None
 
     def _email(self, envelope: Envelope) -> Resolved:
         p = envelope.payload
         sender = normalise_address(p["from"])
-        sellers, buyers = self._split([sender, *p["to"], *p.get("cc", [])])
+        key = p.get("from_name_key")
+        if self.is_seller_domain(sender):
+            self.people.learn(sender, key)
+        outbound = self.is_seller(sender, key)
+        to = [normalise_address(a) for a in p["to"]]
+        cc = [normalise_address(a) for a in p.get("cc", [])]
+        sellers, buyers = self._split([*to, *cc])
+        if outbound:
+            sellers = list(dict.fromkeys([sender, *sellers]))
+        else:
+            buyers = list(dict.fromkeys([sender, *buyers]))
+        if not sellers and self.seller_domains:
+            raise ResolveError(
+                f"{envelope.event_id}: no seller participant; mail between outside parties "
+                "(a bcc'd or forwarded report) is no interaction"
+            )
         automated = self.is_automated(envelope)
-        match = self._account(buyers, envelope, automated)
-        direction = "outbound" if self.is_seller(sender) else "inbound"
+        # Whose mail it is: inbound, the sender's organisation; outbound, the To recipients'.
+        addressed = ([b for b in buyers if b in to] or buyers) if outbound else [sender]
+        match = self._account(addressed, envelope, automated)
+        twins = [a for a in sellers if not self.is_seller_domain(a)]
+        twin = None if outbound else self.seller_twin(sender, key)
         return self._interaction(
             envelope,
             match.account_id,
             interaction_id=f"email:{p['message_id']}",
             channel="email",
-            direction=direction,
+            direction="outbound" if outbound else "inbound",
             sellers=sellers,
             buyers=buyers,
             automated=automated,
@@ -309,6 +296,10 @@ class Resolver:
                 "size_bytes": p.get("size_bytes", 0),
                 "has_attachments": p.get("has_attachments", False),
                 "sender": sender,
+                **({"sender_name_key": key} if key else {}),
+                **({"automated_reason": self.automated_reason(envelope)} if automated else {}),
+                **({"seller_personal_addresses": twins} if twins else {}),
+                **({"sender_seller_twin": twin} if twin else {}),
                 **match.detail(),
             },
         )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.contracts import ContractError, format_time, make, parse_time
+from streams.identity.people import name_key
 from streams.sources.dataset import Rejection, SourceRecord, json_objects
 from streams.sources.redact import MAIL_TEXT_FIELDS, drop_fields
 
@@ -110,9 +111,42 @@ def _record(message: Message, raw: bytes, origin: str, keep_subject: bool, now: 
         "list_unsubscribe": message.get("List-Unsubscribe") is not None,
         "auto_submitted": str(message.get("Auto-Submitted")) if message.get("Auto-Submitted") else None,
         "precedence": str(message.get("Precedence")) if message.get("Precedence") else None,
+        **sender_signals(message, senders[0]),
     }
     envelope = make("raw_email/1", message_id, SOURCE, occurred_at, payload)
     return SourceRecord("email", envelope, envelope.to_bytes())
+
+
+LIST_HEADERS = ("List-Id", "List-Post", "List-Help", "Mailing-List", "X-Mailing-List")
+
+
+def _display_name(message: Message) -> str:
+    """The sender's display name: From's, else Enron's ``X-From`` (text before its ``<``)."""
+    name = getaddresses([str(v) for v in message.get_all("From") or []])
+    if name and name[0][0].strip():
+        return name[0][0]
+    return str(message.get("X-From") or "").split("<", 1)[0].strip().strip('"').strip()
+
+
+def sender_signals(message: Message, sender: str) -> dict[str, Any]:
+    """Header-level identity signals, each only when present (no display name is kept, only its key).
+
+    ``list_id``: a mailing-list header (List-Id, List-Post, Mailing-List, …); ``envelope_sender``:
+    the Sender or Return-Path address when it differs from From (a list manager's ``owner-…``);
+    ``from_name_key``: :func:`streams.identity.people.name_key` of the sender's display name.
+    """
+    signals: dict[str, Any] = {}
+    if any(message.get(header) is not None for header in LIST_HEADERS):
+        signals["list_id"] = True
+    for header in ("Sender", "Return-Path"):
+        found = _addresses(message, header)
+        if found and found[0].lower() != sender.lower():
+            signals["envelope_sender"] = found[0]
+            break
+    key = name_key(_display_name(message))
+    if key:
+        signals["from_name_key"] = key
+    return signals
 
 
 def headers_only(raw: bytes) -> bytes:

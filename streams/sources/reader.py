@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.contracts import ContractError
+from streams.identity.fingerprint import Copies
+from streams.identity.relationship import Ledger
 from streams.identity.resolver import Resolver
 from streams.sources.calendar import read_calendars
 from streams.sources.crm import read_crm
@@ -78,7 +80,13 @@ def read_sources(
 
 @dataclass
 class Tally:
-    """What an ingest read: ``accepted + duplicates + automated + rejected == read``."""
+    """What an ingest read: ``accepted + duplicates + automated + rejected == read``.
+
+    Duplicates are repeats of an event id and, for email, copies under a new Message-ID found by
+    content fingerprint (:mod:`streams.identity.fingerprint`); ``duplicates_by`` splits them.
+    The relationship ledger (:mod:`streams.identity.relationship`) adds which organisations are
+    relationships, which are unconfirmed and why, and the suggested seller domains.
+    """
 
     read: int = 0
     accepted: int = 0
@@ -86,26 +94,42 @@ class Tally:
     automated: int = 0
     rejected: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
-    seen: set[str] = field(default_factory=set, repr=False)
+    duplicates_by: Counter[str] = field(default_factory=Counter)
+    automated_reasons: Counter[str] = field(default_factory=Counter)
+    copies: Copies = field(default_factory=Copies, repr=False)
+    ledger: Ledger | None = field(default=None, repr=False)
 
     def note(self, item: SourceRecord | Rejection, resolver: Resolver) -> str:
         """Count one item; returns its category (``accepted``, ``duplicate``, …)."""
         self.read += 1
+        if self.ledger is None:
+            self.ledger = Ledger(resolver.seller_domains)
         if isinstance(item, Rejection):
             return self._reject(item.reason)
-        if item.envelope.event_id in self.seen:
+        original = self.copies.original_of(item.envelope)
+        if original:
             self.duplicates += 1
+            self.duplicates_by[original[0]] += 1
             return "duplicate"
-        self.seen.add(item.envelope.event_id)
-        if resolver.is_automated(item.envelope):
-            self.automated += 1  # kept (or dead-lettered if it has no organisation), never scored
-            return "automated"
+        automated = resolver.automated_reason(item.envelope)
         try:
-            resolver.resolve(item.envelope)
+            records = resolver.resolve(item.envelope)
         except ContractError as exc:
+            if automated:  # kept (or dead-lettered if it has no organisation), never scored
+                return self._automated(automated)
+            self.ledger.reject(str(exc))
             return self._reject(str(exc))
+        for record in records:
+            self.ledger.observe(record.envelope)
+        if automated:
+            return self._automated(automated)
         self.accepted += 1
         return "accepted"
+
+    def _automated(self, reason: str) -> str:
+        self.automated += 1
+        self.automated_reasons[reason] += 1
+        return "automated"
 
     def _reject(self, reason: str) -> str:
         self.rejected += 1
@@ -114,11 +138,18 @@ class Tally:
         return "rejected"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        summary: dict[str, Any] = {
             "read": self.read,
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "automated": self.automated,
             "rejected": self.rejected,
             "rejection_reasons": dict(self.reasons.most_common()),
+            "duplicates_by": dict(self.duplicates_by.most_common()),
+            "automated_reasons": dict(self.automated_reasons.most_common()),
         }
+        if self.ledger is not None:
+            relationships = self.ledger.summary()
+            summary["suggested_seller_domains"] = relationships.pop("suggested_seller_domains")
+            summary["relationships"] = relationships
+        return summary
