@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.identity.directory import normalise_address
+from streams.identity.relationship import Ledger
 from streams.identity.resolver import Resolver
 from streams.sources.dataset import Rejection, SourceRecord
 from streams.sources.reader import Tally
@@ -38,16 +39,15 @@ def audit(items: Iterable[SourceRecord | Rejection], seller_domains: Iterable[st
     for item in read:
         tally.note(item, resolver)
     summary = tally.as_dict()
-    assert tally.ledger is not None or not read
+    ledger = tally.ledger or Ledger(resolver.seller_domains)
     accounts = []
-    for r in tally.ledger.finish() if tally.ledger else []:
+    for r in ledger.finish():
         row = r.to_dict()
         row.update(
             relationship=r.is_relationship(),
             reason=r.reason(),
-            buyer_people=len(r.buyer_people),
-            seller_people=len(r.seller_people),
-            senders=len(r.senders),
+            buyer_count=len(r.buyer_people),
+            seller_count=len(ledger.seller_persons(r)),
         )
         accounts.append(row)
     email = sum(1 for i in read if isinstance(i, SourceRecord) and i.envelope.schema == "raw_email/1")
@@ -66,8 +66,8 @@ def render_audit(report: dict[str, Any], console: Console, limit: int = 40) -> N
             str(row["inbound"]),
             str(row["outbound"]),
             str(row["automated"]),
-            str(row["buyer_people"]),
-            str(row["seller_people"]),
+            str(row["buyer_count"]),
+            str(row["seller_count"]),
             (row["first_exchange"] or "")[:10],
             (row["last_exchange"] or "")[:10],
             "relationship" if row["relationship"] else str(row["reason"]),

@@ -54,7 +54,7 @@ class Relationship:
     outbound: int = 0  # messages seller people wrote to its people
     automated: int = 0  # its list, bulk and machine mail
     buyer_people: set[str] = field(default_factory=set)  # its addresses that wrote or were written to
-    seller_people: set[str] = field(default_factory=set)  # person keys of the seller people involved
+    seller_people: set[str] = field(default_factory=set)  # seller addresses that wrote or were written to
     senders: set[str] = field(default_factory=set)  # its addresses that sent mail (people or machines)
     first_exchange: str | None = None  # event time of its first person-sent message, either way
     last_exchange: str | None = None
@@ -93,12 +93,12 @@ class Relationship:
             self.outbound += 1
             self.buyer_people.update(interaction.get("buyers") or [])
             if sender:
-                self.seller_people.add(person_key(sender, detail.get("sender_name_key")))
+                self.seller_people.add(sender)
         else:
             self.inbound += 1
             if sender:
                 self.buyer_people.add(sender)
-            self.seller_people.update(person_key(s) for s in interaction.get("sellers") or [])
+            self.seller_people.update(interaction.get("sellers") or [])
         self.first_exchange = min(filter(None, (self.first_exchange, occurred_at)))
         self.last_exchange = max(filter(None, (self.last_exchange, occurred_at)))
 
@@ -153,6 +153,7 @@ class Ledger:
     relationships: dict[str, Relationship] = field(default_factory=dict)
     not_interactions: Counter[str] = field(default_factory=Counter)
     outside_twins: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    seller_name_keys: dict[str, str] = field(default_factory=dict)  # seller address → its name key
 
     def observe(self, envelope: Envelope) -> None:
         """Fold one resolved ``interaction/1`` (or a CRM record carrying its account id)."""
@@ -165,9 +166,17 @@ class Ledger:
             relationship.crm_listed = True  # a CRM account, contact or opportunity record
             return
         relationship.observe(payload, envelope.occurred_at)
-        twin = (payload.get("detail") or {}).get("sender_seller_twin")
+        detail = payload.get("detail") or {}
+        if payload.get("direction") == "outbound" and detail.get("sender_name_key"):
+            self.seller_name_keys.setdefault(detail["sender"], detail["sender_name_key"])
+        twin = detail.get("sender_seller_twin")
         if twin and payload.get("direction") == "inbound":
             self.outside_twins[account].add(str(payload["detail"]["sender"]))
+
+    def seller_persons(self, relationship: Relationship) -> set[str]:
+        """The distinct seller people behind its seller addresses (``m.presto`` and ``kevin.presto``,
+        signed alike, are one; so are Notes' reversed ``scott'.'josey`` and ``josey.scott``)."""
+        return {person_key(a, self.seller_name_keys.get(a)) for a in relationship.seller_people}
 
     def reject(self, reason: str) -> None:
         """Count one message that is no interaction, by its category."""

@@ -202,3 +202,25 @@ def test_arbitrary_json_messages_give_records_or_rejections(document: object) ->
 
     results = parse_json_messages(json.dumps(document).encode(), "fuzz.json")
     assert all(isinstance(r, SourceRecord | Rejection) for r in results)
+
+
+def test_sender_signals_keep_a_name_key_never_the_name() -> None:
+    from streams.identity.people import name_key
+
+    record = parse_message(MESSAGE, "test.eml")
+    assert isinstance(record, SourceRecord)
+    p = record.envelope.payload
+    assert p["from_name_key"] == name_key("Jane Doe")
+    assert b"Doe, Jane" not in record.raw  # the display name itself is not kept
+    assert "list_id" not in p and "envelope_sender" not in p
+    enron = (
+        b"Message-ID: <1.JavaMail.evans@thyme>\nDate: Mon, 29 Oct 2001 16:17:20 -0800 (PST)\n"
+        b"From: m..presto@enron.com\nTo: bob@acme.com\nSender: owner-power@lists.acme.com\n"
+        b"List-Id: <power.lists.acme.com>\n"
+        b"X-From: Presto, Kevin M. </O=ENRON/OU=NA/CN=RECIPIENTS/CN=KPRESTO>\n\nbody\n"
+    )
+    e = parse_message(enron, "1.")
+    assert isinstance(e, SourceRecord)
+    q = e.envelope.payload
+    assert q["from_name_key"] == name_key("Kevin Presto") != name_key("Darrin Presto")
+    assert q["list_id"] is True and q["envelope_sender"] == "owner-power@lists.acme.com"
