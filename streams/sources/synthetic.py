@@ -4,6 +4,15 @@ Each account gets a persona whose engagement curve drives how buyers answer, mee
 each seller is well or poorly prepared, which drives agendas, invitation lead time, CRM prep
 notes and follow-ups. The personas are written beside the data (``labels.json``) so scoring
 quality can be measured against what was planted. The same seed always gives the same bytes.
+
+``dirty=True`` adds what real mailboxes hold besides relationships (:meth:`Generator.dirt`):
+newsletters, list mail, folder copies under new Message-IDs, a cc'd third party that never
+writes, the sellers' personal mail, an affiliate whose people also write from the seller
+domain, one-way prospects, and a counterparty that corresponds and then goes silent with no
+seller follow-up. It is opt-in, and it only adds events: the clean accounts' events are the
+same bytes with or without it (generated first, from the same seed). ``labels.json`` says which
+organisations are relationships (every CRM account, and the one that goes silent) and what
+each piece of dirt is (``noise``).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams.contracts import Envelope, format_time, make
+from streams.identity.people import name_key
 
 SELLER_DOMAIN = "demo-seller.com"
 SOURCE = "synthetic"
@@ -167,6 +177,7 @@ class Generator:
         self.days = days
         self.end = start + timedelta(days=days)
         self.events: list[Envelope] = []
+        self.labels_noise: dict[str, dict[str, Any]] = {}
         self.sellers = self._sellers(max(4, accounts // 8))
         self.accounts = [self._account(i) for i in range(accounts)]
 
@@ -281,6 +292,7 @@ class Generator:
         reply_to: str | None = None,
         automated: bool = False,
         cc: list[str] | None = None,
+        **headers: Any,
     ) -> str:
         message_id = f"<{_uid('mail', self.seed, sender, at.isoformat(), *to)}@{sender.split('@')[1]}>"
         self.emit(
@@ -301,6 +313,7 @@ class Generator:
                 "list_unsubscribe": automated,
                 "auto_submitted": None,
                 "precedence": "bulk" if automated else None,
+                **headers,
             },
         )
         return message_id
@@ -481,25 +494,139 @@ class Generator:
             if status == "lost":
                 break
 
-    def run(self) -> None:
+    def run(self, dirty: bool = False) -> None:
         for account in self.accounts:
             self.crm(account)
             week = self.start
             while week < self.end:
                 self.week(account, week)
                 week += timedelta(days=7)
+        if dirty:  # after the clean events, so theirs stay the same bytes
+            self.dirt()
         self.events.sort(key=lambda env: (env.occurred_at, env.event_id))
+
+    # --- dirt -------------------------------------------------------------------------------
+
+    def weekly(self, every_days: int = 7) -> list[datetime]:
+        days = range(0, self.days, every_days)
+        return [self.start + timedelta(days=d, hours=self.rng.uniform(6, 18)) for d in days]
+
+    def dirt(self) -> None:
+        """Newsletters, lists, copies, a cc'd third party, personal mail, an affiliate, prospects."""
+        rng = self.rng
+        noise: dict[str, dict[str, Any]] = {}
+        owners = sorted({a.owner.email for a in self.accounts})
+        for at in self.weekly():  # a newsletter without list headers, and one with them
+            self.email("newsletter@gridweek-news.com", [rng.choice(owners)], at)
+            self.email("editor@powermarkets.com", [rng.choice(owners)], at, list_unsubscribe=True)
+        noise["gridweek-news.com"] = {"kind": "newsletter", "reason": "automated"}
+        noise["powermarkets.com"] = {"kind": "newsletter", "reason": "automated"}
+        for at in self.weekly(3):  # list mail, addressed to the list, sent by its manager
+            member = f"m{rng.randint(1, 40)}@utility{rng.randint(1, 9)}.org"
+            self.email(
+                member, ["traders@lists.gridforum.org"], at, list_id=True,
+                envelope_sender="owner-traders@lists.gridforum.org",
+            )  # fmt: skip
+        noise["gridforum.org"] = {"kind": "list", "reason": "no seller participant"}
+        for n, at in enumerate(self.weekly(2)):  # offers from rotating generated addresses
+            self.email(f"offer{n}.{rng.randint(10**6, 10**7)}@mail.cardrewards.com", [rng.choice(owners)], at)
+        noise["cardrewards.com"] = {"kind": "rotating_senders", "reason": "automated"}
+        self.copies(noise)
+        self.third_party(noise)
+        self.personal(noise)
+        self.affiliate(noise)
+        self.prospects(noise)
+        self.labels_noise = noise
+
+    def copies(self, noise: dict[str, dict[str, Any]]) -> None:
+        """Folder copies: a share of the sellers' mail again under new Message-IDs (sent, all documents)."""
+        outbound = [
+            e
+            for e in self.events
+            if e.schema == "raw_email/1" and e.payload["from"].endswith("@" + SELLER_DOMAIN)
+        ]
+        copies = 0
+        for original in outbound:
+            if self.rng.random() < 0.3:
+                for folder in ("sent_items", "all_documents")[: self.rng.randint(1, 2)]:
+                    mid = f"<{_uid('copy', folder, original.event_id)}@{SELLER_DOMAIN}>"
+                    payload = dict(original.payload, message_id=mid)
+                    self.events.append(make("raw_email/1", mid, SOURCE, original.occurred_at, payload))
+                    copies += 1
+        noise["folder_copies"] = {"kind": "folder_copies", "count": copies}
+
+    def third_party(self, noise: dict[str, dict[str, Any]]) -> None:
+        """An adviser cc'd on buyers' mail who never writes: its domain must not take the mail."""
+        adviser = "pat.quist@aardvark-advisors.com"  # alphabetically first, as the old rule picked
+        for account in self.accounts[:3]:
+            for at in self.weekly(30):
+                buyer = self.rng.choice(account.contacts)
+                self.email(buyer.email, [account.owner.email], at, cc=[adviser])
+        noise["aardvark-advisors.com"] = {"kind": "cc_third_party", "reason": "never an account"}
+
+    def personal(self, noise: dict[str, dict[str, Any]]) -> None:
+        """Sellers forward from home to work (their name signs both) and hear from family at an ISP."""
+        for seller in self.sellers[:2]:
+            handle = seller.email.split("@")[0].rstrip("0123456789")
+            home = f"{handle}.home@gmail.com"
+            key = name_key(seller.name)
+            for at in self.weekly(14):
+                self.email(seller.email, [self.accounts[0].contacts[0].email], at, from_name_key=key)
+                self.email(home, [seller.email], at + timedelta(hours=2), from_name_key=key)
+                self.email(f"family.{handle}@swbell.net", [seller.email], at + timedelta(hours=5))
+            noise[home] = {"kind": "seller_personal_address", "reason": "seller-side"}
+        noise["swbell.net"] = {"kind": "personal_isp", "reason": "free-mail/ISP"}
+
+    def affiliate(self, noise: dict[str, dict[str, Any]]) -> None:
+        """The seller's sister company: its people also write from the seller domain."""
+        seller = self.sellers[-1]
+        key = name_key(seller.name)
+        handle = seller.email.split("@")[0].rstrip("0123456789")
+        colleague = self.sellers[0].email
+        for at in self.weekly(10):
+            self.email(seller.email, [self.accounts[-1].contacts[0].email], at, from_name_key=key)
+            sent = self.email(
+                f"{handle}@demo-seller-energy.com", [colleague], at + timedelta(hours=3), from_name_key=key
+            )
+            self.email(
+                colleague, [f"{handle}@demo-seller-energy.com"], at + timedelta(hours=6), reply_to=sent
+            )
+        noise["demo-seller-energy.com"] = {
+            "kind": "affiliate",
+            "reason": "affiliate (suggested seller domain)",
+        }
+
+    def prospects(self, noise: dict[str, dict[str, Any]]) -> None:
+        """One-way prospects both ways, and a counterparty that answers for months then goes silent."""
+        owner = self.accounts[0].owner.email
+        for at in self.weekly(20):
+            self.email("buyer@coldlead-industries.com", [owner], at)  # inbound, never followed up
+            self.email(owner, ["cfo@unanswered-corp.com"], at + timedelta(hours=1))  # never answered
+        noise["coldlead-industries.com"] = {"kind": "silent_counterparty", "reason": "one-way inbound"}
+        noise["unanswered-corp.com"] = {"kind": "unanswered_prospect", "reason": "one-way outbound"}
+        silent_from = self.start + timedelta(days=self.days // 2)
+        for at in self.weekly(4):
+            if at >= silent_from:
+                break
+            asked = self.email("lee.ito@quietco-partners.com", [owner], at)
+            self.email(owner, ["lee.ito@quietco-partners.com"], at + timedelta(hours=4), reply_to=asked)
+        noise["quietco-partners.com"] = {
+            "kind": "goes_silent",
+            "reason": None,
+            "relationship": True,
+            "silent_from": format_time(silent_from),
+        }
 
 
 def generate(
-    accounts: int, seed: int, start: datetime | None = None, days: int = 365
+    accounts: int, seed: int, start: datetime | None = None, days: int = 365, dirty: bool = False
 ) -> tuple[list[Envelope], dict[str, Any]]:
-    """Events sorted by event time, and the labels of what was planted."""
+    """Events sorted by event time, and the labels of what was planted (``dirty``: see the module)."""
     if accounts < 1:
         raise ValueError(f"--accounts must be at least 1, got {accounts}")
     start = start or datetime(2025, 7, 1, tzinfo=UTC)
     gen = Generator(accounts, seed, start, days)
-    gen.run()
+    gen.run(dirty)
     labels = {
         "seed": seed,
         "start": format_time(start),
@@ -507,5 +634,11 @@ def generate(
         "seller_domains": [SELLER_DOMAIN],
         "accounts": {a.account_id: a.label for a in gen.accounts},
         "sellers": {s.email: {"name": s.name, "team": s.team, "prep": s.prep} for s in gen.sellers},
+        # every CRM account is a relationship; the dirt says per organisation what it is
+        "relationships": sorted(
+            [a.account_id for a in gen.accounts] + (["quietco-partners.com"] if dirty else [])
+        ),
     }
+    if dirty:
+        labels["noise"] = gen.labels_noise
     return gen.events, labels
