@@ -13,7 +13,8 @@ organisation a relationship. The signals, in the order they are checked:
 
 What one message cannot show — many rotating sender addresses of one domain with one-way
 traffic — is judged over a mailbox by :mod:`streams.identity.relationship`. On the Enron
-presto-k mailbox (which has lost its list headers) the sender rules flag 281 of 2,204 messages.
+presto-k mailbox (which has lost its list headers) the sender rules flag 235 of its 2,204
+messages: 196 by a bulk local part, 22 by a bulk subdomain, 17 by a generated address.
 """
 
 from __future__ import annotations
