@@ -36,7 +36,7 @@ def payload(sender: str, to: list[str], cc: list[str], at: datetime, subject: st
     recipients=st.lists(addresses, min_size=1, max_size=5, unique=True),
     at=moments,
     seconds=st.integers(0, 59),
-    subject=st.text(alphabet="abc xyz", max_size=20),
+    subject=st.text(alphabet="abc xyz", max_size=20).filter(lambda t: t.strip()),
     data=st.data(),
 )
 def test_a_folder_copy_has_the_same_fingerprint(sender, recipients, at, seconds, subject, data) -> None:
@@ -75,6 +75,14 @@ def test_another_message_has_another_fingerprint(sender, other, recipients, at, 
     else:
         changed["subject_hash"] = subject_hash(subject + " other")
     assert content_fingerprint(changed) != content_fingerprint(original)
+
+
+def test_without_a_subject_the_second_counts() -> None:
+    at = datetime(2026, 1, 21, 14, 19, 21, tzinfo=UTC)
+    first = payload("ann@seller.com", ["bob@acme.com"], [], at, "", "<1@x>")
+    assert content_fingerprint(first) == content_fingerprint(dict(first, message_id="<copy@x>"))
+    later = payload("ann@seller.com", ["bob@acme.com"], [], at + timedelta(seconds=14), "", "<2@x>")
+    assert content_fingerprint(later) != content_fingerprint(first)
 
 
 def test_copies_counts_repeated_ids_and_renumbered_copies_and_never_reads_a_body() -> None:
