@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import MutableMapping
+from functools import lru_cache
 from typing import Any
 
 from streams.contracts import Envelope, parse_time
@@ -60,6 +61,7 @@ def unwrap_address(address: str) -> str:
     return lowered
 
 
+@lru_cache(maxsize=65536)
 def normalise_address(address: str) -> str:
     """Lower-case; unwrap rewritten foreign addresses; drop plus-addressing, quoted and repeated dots.
 

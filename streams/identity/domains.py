@@ -22,6 +22,7 @@ def registered_domain(domain: str) -> str:
     return str(_PSL(domain).top_domain_under_public_suffix).lower()
 
 
+@lru_cache(maxsize=65536)
 def organisation_domain(domain: str) -> str:
     """The registered domain an organisation owns, or '' (free-mail or ISP provider, bare suffix)."""
     host = domain.strip().lower().rstrip(".")

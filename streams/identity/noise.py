@@ -20,6 +20,7 @@ messages: 196 by a bulk local part, 22 by a bulk subdomain, 17 by a generated ad
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from streams.identity.domains import registered_domain
@@ -81,6 +82,7 @@ def _generated(local: str) -> bool:
     return any(len(_KIND_SWITCH.findall(token)) >= 3 for token in re.split(r"[._-]", local))
 
 
+@lru_cache(maxsize=65536)
 def bulk_sender_reason(address: str) -> str | None:
     """Why a (normalised) sender address is a list, bounce or bulk sender; ``None`` for a person."""
     local, _, domain = address.rpartition("@")

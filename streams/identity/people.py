@@ -14,6 +14,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import MutableMapping
+from functools import lru_cache
 from typing import Any
 
 NAME_KEY = "seller-name:"  # → the seller address a name key was first seen on
@@ -37,6 +38,7 @@ def name_key(display_name: str) -> str | None:
     return hashlib.sha256(" ".join(words).encode()).hexdigest()[:16]
 
 
+@lru_cache(maxsize=65536)
 def local_key(address: str) -> str | None:
     """A first.last style local part (two name words or more), the part that names a person."""
     local = address.rpartition("@")[0]

@@ -132,12 +132,18 @@ class Resolver:
     def __init__(self, seller_domains: Iterable[str], directory: CrmDirectory | None = None) -> None:
         self.seller_domains = tuple(sorted({d.lower() for d in seller_domains}))
         self.directory = directory or CrmDirectory()
+        self._seller_domain: dict[str, bool] = {}  # domain → on a seller domain (a cache)
         # Seller people's names live in the directory's store, so live workers share them too.
         self.people = SellerPeople(self.directory.store)
 
     def is_seller_domain(self, address: str) -> bool:
         domain = domain_of(address)
-        return any(domain == d or domain.endswith("." + d) for d in self.seller_domains)
+        known = self._seller_domain.get(domain)
+        if known is None:
+            known = any(domain == d or domain.endswith("." + d) for d in self.seller_domains)
+            if len(self._seller_domain) < 65536:
+                self._seller_domain[domain] = known
+        return known
 
     def is_seller(self, address: str, name_key: str | None = None) -> bool:
         """On a seller domain, or a seller person's own personal address: the same name key or
@@ -273,7 +279,8 @@ class Resolver:
                 f"{envelope.event_id}: no seller participant; mail between outside parties "
                 "(a bcc'd or forwarded report) is no interaction"
             )
-        automated = self.is_automated(envelope)
+        automated_because = self.automated_reason(envelope)
+        automated = automated_because is not None
         # Whose mail it is: inbound, the sender's organisation; outbound, the To recipients'.
         addressed = ([b for b in buyers if b in to] or buyers) if outbound else [sender]
         match = self._account(addressed, envelope, automated)
@@ -297,7 +304,7 @@ class Resolver:
                 "has_attachments": p.get("has_attachments", False),
                 "sender": sender,
                 **({"sender_name_key": key} if key else {}),
-                **({"automated_reason": self.automated_reason(envelope)} if automated else {}),
+                **({"automated_reason": automated_because} if automated_because else {}),
                 **({"seller_personal_addresses": twins} if twins else {}),
                 **({"sender_seller_twin": twin} if twin else {}),
                 **match.detail(),
