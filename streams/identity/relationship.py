@@ -40,7 +40,8 @@ AFFILIATE = "affiliate (suggested seller domain)"
 # Reasons a message is no interaction (``Ledger.not_interactions``), from the resolver's rejection.
 NO_SELLER = "no seller participant"
 FREE_MAIL = "free-mail/ISP or role sender"
-SELLER_ONLY = "seller-side only (internal or the seller's own addresses)"
+SELLER_ONLY = "seller-side only (internal mail)"
+SELLER_PERSONAL = "the seller's own personal address (mail to or from it)"
 OTHER = "other rejection"
 
 
@@ -140,6 +141,8 @@ def rejection_category(reason: str) -> str:
         return NO_SELLER
     if reason.startswith("unmatched") or "unmatched;" in reason:
         return FREE_MAIL
+    if "personal address" in reason:
+        return SELLER_PERSONAL
     if "only seller-side participants" in reason:
         return SELLER_ONLY
     return OTHER

@@ -283,8 +283,13 @@ class Resolver:
         automated = automated_because is not None
         # Whose mail it is: inbound, the sender's organisation; outbound, the To recipients'.
         addressed = ([b for b in buyers if b in to] or buyers) if outbound else [sender]
-        match = self._account(addressed, envelope, automated)
         twins = [a for a in sellers if not self.is_seller_domain(a)]
+        if twins and not buyers:
+            raise ResolveError(
+                f"{envelope.event_id}: only seller-side participants, one a seller's own personal address; "
+                "no account"
+            )
+        match = self._account(addressed, envelope, automated)
         twin = None if outbound else self.seller_twin(sender, key)
         return self._interaction(
             envelope,

@@ -81,7 +81,7 @@ def test_the_sellers_personal_address_is_seller_side_and_an_affiliate_is_reporte
     kevin = name_key("Presto, Kevin M.")
     resolver.resolve(email("m..presto@enron.com", ["bob@acme.com"], from_name_key=kevin))
     # his home address, signed with his name: seller-side, so the mail to himself is internal
-    with pytest.raises(ResolveError, match="only seller-side"):
+    with pytest.raises(ResolveError, match="own personal address"):
         resolver.resolve(
             email("kmpresto@hotmail.com", ["m..presto@enron.com"], from_name_key=name_key("Kevin Presto"))
         )

@@ -104,7 +104,7 @@ def test_messages_that_are_no_interaction_are_counted_by_reason() -> None:
     assert summary["not_interactions_by_reason"] == {
         "no seller participant": 1,
         "free-mail/ISP or role sender": 1,
-        "seller-side only (internal or the seller's own addresses)": 1,
+        "seller-side only (internal mail)": 1,
     }
     assert summary["organisations"] == 0
 
