@@ -19,8 +19,8 @@ import icalendar
 from dateutil.rrule import rrulestr
 
 from streams.contracts import ContractError, format_time, make, parse_time
-from streams.sources.dataset import Rejection, SourceRecord, json_objects
-from streams.sources.redact import CALENDAR_TEXT_FIELDS, drop_fields
+from streams.sources.dataset import Rejection, SourceRecord, json_objects, reason_of
+from streams.sources.redact import calendar_structure
 
 SOURCE = "calendar"
 PARTSTATS = {"ACCEPTED", "DECLINED", "TENTATIVE", "NEEDS-ACTION", "DELEGATED"}
@@ -148,14 +148,18 @@ def parse_calendar(raw: bytes, origin: str) -> list[SourceRecord | Rejection]:
         calendar = icalendar.Calendar.from_ical(raw)
         events = list(calendar.walk("VEVENT"))
     except Exception as exc:  # icalendar raises many types on hostile input
-        kept = drop_fields(raw[:65536], CALENDAR_TEXT_FIELDS)
-        return [Rejection(origin, f"unparseable calendar: {str(exc)[:300]}", kept)]
+        # icalendar's messages quote the offending line: only the error's type is kept
+        return [Rejection(origin, f"unparseable calendar ({type(exc).__name__})", calendar_structure(raw))]
     results: list[SourceRecord | Rejection] = []
     for n, event in enumerate(events):
         try:
             results.extend(_records(event, origin))
         except (ContractError, ValueError, TypeError, AttributeError, OverflowError) as exc:
-            results.append(Rejection(f"{origin}#{n}", str(exc), str(event.get("UID") or "").encode()))
+            results.append(
+                Rejection(
+                    f"{origin}#{n}", reason_of(exc, "unreadable event"), str(event.get("UID") or "").encode()
+                )
+            )
     return results
 
 
@@ -265,7 +269,7 @@ def parse_calendar_json(raw: bytes, origin: str) -> list[SourceRecord | Rejectio
             )
             results.append(SourceRecord("meeting", envelope, envelope.to_bytes()))
         except (ContractError, ValueError, TypeError, AttributeError, OverflowError) as exc:
-            results.append(Rejection(where, str(exc)[:500], b""))
+            results.append(Rejection(where, reason_of(exc, "unreadable event"), b""))
     return results
 
 

@@ -33,8 +33,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from streams.contracts import ContractError, format_time, make, parse_time
-from streams.sources.dataset import Rejection, SourceRecord
+from streams.contracts import MAX_AMOUNT, ContractError, bounded, format_time, make, parse_time
+from streams.sources.dataset import Rejection, SourceRecord, reason_of
 
 CHANGE_SUFFIXES = (".json", ".jsonl", ".ndjson")  # read by streams.sources.crm_changes
 
@@ -61,7 +61,7 @@ def _date(value: str) -> str | None:
     try:
         return format_time(parse_time(value if "T" in value else f"{value}T00:00:00+00:00"))
     except ValueError:
-        raise ContractError(f"unreadable date {value!r}") from None
+        raise ContractError("unreadable date") from None
 
 
 def kind_of(header: list[str]) -> str:
@@ -125,7 +125,7 @@ def _opportunity(row: dict[str, str]) -> SourceRecord:
         "account_id": account_id_for(account),
         "stage": stage,
         "status": STATUS.get(stage.lower(), "open"),
-        "amount": float(amount) if amount else None,
+        "amount": bounded(amount, "close_value", 0, MAX_AMOUNT) if amount else None,
         "owner": _pick(row, "sales_agent", "owner") or None,
         "created_at": created or updated,
         "close_date": closed[:10] if closed else None,
@@ -159,7 +159,9 @@ def parse_csv(raw: bytes, origin: str) -> Iterator[SourceRecord | Rejection]:
             try:
                 yield build(row)
             except (ContractError, ValueError) as exc:
-                yield Rejection(f"{origin}:{line}", str(exc), ",".join(values).encode())
+                yield Rejection(
+                    f"{origin}:{line}", reason_of(exc, "unreadable row"), ",".join(values).encode()
+                )
     except csv.Error as exc:
         yield Rejection(f"{origin}:{line}", f"unreadable CSV row: {exc}", b"")
 

@@ -50,6 +50,15 @@ class Rejection:
     raw: bytes
 
 
+def reason_of(exc: Exception, what: str) -> str:
+    """The reason a rejection gives for ``exc``: a contract's own message (it names ids and fields,
+    never free text), else only the error's type, because library messages (icalendar, dateutil,
+    ``int()``, ``fromisoformat``) quote the input they choked on."""
+    if isinstance(exc, ContractError):
+        return str(exc)
+    return f"{what} ({type(exc).__name__})"
+
+
 def write_dataset(folder: Path, events: Iterable[Envelope], labels: dict[str, Any]) -> dict[str, int]:
     """Write envelopes into one file per source; returns lines written per file."""
     folder.mkdir(parents=True, exist_ok=True)
