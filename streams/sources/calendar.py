@@ -9,14 +9,17 @@ becomes a :class:`Rejection` with the reason.
 
 from __future__ import annotations
 
+import datetime as datetime_module
 import re
+import types
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import dateutil.rrule
 import icalendar
-from dateutil.rrule import rrulestr
+from dateutil.rrule import HOURLY, rrule, rrulestr
 
 from streams.contracts import ContractError, format_time, make, parse_time
 from streams.sources.dataset import Rejection, SourceRecord, json_objects, reason_of
@@ -67,14 +70,46 @@ RECURRENCE_HORIZON = timedelta(days=366)
 MAX_OCCURRENCES = 200
 
 
+class _EndOfTime:
+    """The ``datetime`` module as dateutil's rrule iteration sees it, with ``MAXYEAR`` moved to the
+    end of the recurrence horizon."""
+
+    def __init__(self, last_year: int) -> None:
+        self.MAXYEAR = last_year
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(datetime_module, name)
+
+
+def _bounded(rule: rrule, last_year: int) -> Iterator[datetime]:
+    """The rule's occurrences, iterating periods only up to ``last_year``.
+
+    dateutil stops a rule at UNTIL or COUNT only when an occurrence passes them, and otherwise
+    iterates every period up to year 9999: ``FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30`` matches nothing
+    and took 8.6 s per event here (issue 18, row 6). Its iteration's only other stop is
+    ``datetime.MAXYEAR``, so the same iteration runs with that year moved to the horizon: at most
+    two calendar years of periods (0.01 s for that rule).
+    """
+    iterate = types.FunctionType(
+        rrule._iter.__code__, {**vars(dateutil.rrule), "datetime": _EndOfTime(last_year)}, "_iter"
+    )
+    return iterate(rule)  # type: ignore[no-any-return]
+
+
 def occurrences(event: Any, start: datetime) -> list[datetime]:
-    """Starts of a recurring event's occurrences within a year of its first (at most 200)."""
+    """Starts of a recurring event's occurrences within a year of its first (at most 200),
+    found in a bounded number of iterations (:func:`_bounded`)."""
     rule = event.get("RRULE")
     if not rule:
         return [start]
     text = rule.to_ical().decode() if hasattr(rule, "to_ical") else str(rule)
     text = re.sub(r"UNTIL=(\d{8})(;|$)", r"UNTIL=\1T235959Z\2", text)  # all-day UNTIL against aware start
-    starts = rrulestr(text, dtstart=start, ignoretz=False)
+    parsed = rrulestr(text, dtstart=start, ignoretz=False)
+    if not isinstance(parsed, rrule):
+        raise ContractError("RRULE is not a single recurrence rule")
+    if parsed._freq > HOURLY:
+        raise ContractError("RRULE recurs more often than hourly")
+    starts = _bounded(parsed, (start + RECURRENCE_HORIZON).year)
     found: list[datetime] = []
     for moment in starts:
         if moment > start + RECURRENCE_HORIZON or len(found) >= MAX_OCCURRENCES:

@@ -11,7 +11,7 @@ import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -48,6 +48,20 @@ class Rejection:
     origin: str
     reason: str
     raw: bytes
+
+
+def bounded_lines(handle: BinaryIO, limit: int) -> Iterator[bytes | None]:
+    """The lines of ``handle`` (endings kept), never holding more than ``limit`` bytes of one: a
+    longer line is skipped in chunks and ``None`` stands in its place, so a 200 MB line without
+    a newline costs ``limit`` bytes of memory, not 200 MB (and not the several copies a parser
+    makes of it)."""
+    while line := handle.readline(limit + 1):
+        if len(line) > limit and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):
+                line = handle.readline(limit)
+            yield None
+        else:
+            yield line
 
 
 def reason_of(exc: Exception, what: str) -> str:

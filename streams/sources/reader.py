@@ -40,7 +40,29 @@ def is_crm(path: Path) -> bool:
     return any(path.glob("*.csv")) or any(is_change_file(p) for p in path.iterdir() if p.is_file())
 
 
+def is_calendar_json(path: Path) -> bool:
+    """Graph (``iCalUId``) or Google (``iCalUID``) calendar events, sniffed from the file's start."""
+    with path.open("rb") as handle:
+        head = handle.read(65536)
+    return b'"iCalUId"' in head or b'"iCalUID"' in head or b'"calendar#event' in head
+
+
+def file_kind(path: Path) -> str:
+    """What one file holds, from its type: ``calendar``, ``crm`` or ``email``."""
+    suffix = path.suffix.lower()
+    if suffix == ".ics" or (suffix == ".json" and is_calendar_json(path)):
+        return "calendar"
+    if suffix == ".csv" or is_change_file(path):
+        return "crm"
+    return "email"
+
+
 def _read_files(path: Path, keep_subject: bool, kind: str | None) -> Iterator[SourceRecord | Rejection]:
+    """One path; a folder without a given ``kind`` is read file by file, each by its own type (a
+    folder of .eml files and one .ics reads both: before, the .ics made it a calendar folder)."""
+    if kind is None and path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        return (item for file in files for item in _read_files(file, keep_subject, file_kind(file)))
     if kind == "calendar" or (kind is None and is_calendar(path)):
         return read_calendars(path)
     if kind == "crm" or (kind is None and is_crm(path)):
