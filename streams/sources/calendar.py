@@ -118,9 +118,9 @@ def occurrences(event: Any, start: datetime) -> list[datetime]:
     excluded = set()
     for exdate in event.get("EXDATE") if isinstance(event.get("EXDATE"), list) else [event.get("EXDATE")]:
         for value in getattr(exdate, "dts", []):
-            moment = _moment(value)
-            if moment:
-                excluded.add(moment)
+            skipped = _moment(value)
+            if skipped:
+                excluded.add(skipped)
     return [m for m in found if m not in excluded] or [start]
 
 
