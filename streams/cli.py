@@ -18,7 +18,7 @@ import click
 import orjson
 from rich.console import Console
 
-from streams.config import ConfigError, Settings, redacted
+from streams.config import ConfigError, Settings, redact_logs, redacted
 from streams.runtime.broker import BrokerError
 from streams.runtime.collector import relax_collector
 from streams.runtime.stack import PipelineError
@@ -40,7 +40,7 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (ConfigError, BrokerError, WarehouseError, PipelineError, FileNotFoundError) as exc:
-            console.print(f"[red]rapport: {exc}")
+            console.print(f"[red]rapport: {redacted(str(exc))}")
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
@@ -60,6 +60,7 @@ seller_domain_option = click.option(
 def main() -> None:
     """Rapport: buyer-seller relationship health from email, meetings and CRM."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    redact_logs()
     relax_collector()
 
 
@@ -301,7 +302,7 @@ def warehouse_migrate() -> None:
 
     settings = Settings.from_env()
     applied = migrate(connect(settings.warehouse_url))
-    console.print(f"{settings.warehouse_url}: applied {applied or 'nothing (up to date)'}")
+    console.print(f"{redacted(settings.warehouse_url)}: applied {applied or 'nothing (up to date)'}")
 
 
 @warehouse.command("query")

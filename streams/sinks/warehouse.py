@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
+from urllib.parse import unquote
 
 import clickhouse_connect
 
-from streams.config import redacted
+from streams.config import credentials, redacted
 from streams.contracts import contracts_dir
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,13 @@ def connect(url: str) -> Client:
             path = Path(url.removeprefix("chdb://"))
             path.mkdir(parents=True, exist_ok=True)
             return cast(Client, clickhouse_connect.get_client(dsn=f"chdb://{path}"))
-        return cast(Client, clickhouse_connect.get_client(dsn=url))
+        bare, user, password = credentials(url)  # passed apart: a '/' in a password broke the DSN
+        return cast(
+            Client,
+            clickhouse_connect.get_client(
+                dsn=bare, username=unquote(user) if user else None, password=unquote(password or "")
+            ),
+        )
     except Exception as exc:
         hint = (
             "another process (a running `rapport up` or demo worker) may hold this chDB folder; "
@@ -85,8 +92,7 @@ def connect(url: str) -> Client:
             if url.startswith("chdb://")
             else "check the server is up and the URL's user/password"
         )
-        message = str(exc).replace(url, redacted(url))
-        raise WarehouseError(f"cannot open warehouse {redacted(url)}: {message}; {hint}") from exc
+        raise WarehouseError(redacted(f"cannot open warehouse {url}: {exc}; {hint}")) from exc
 
 
 OUTAGE_SWITCH_ENV = "RAPPORT_FAULT_WAREHOUSE_OUTAGE_FILE"
