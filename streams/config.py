@@ -140,6 +140,11 @@ def _domains(env: Mapping[str, str]) -> tuple[str, ...]:
     return domains
 
 
+def home_from_env(env: Mapping[str, str]) -> Path:
+    """``RAPPORT_HOME``, by default ``./.rapport``."""
+    return Path(env.get("RAPPORT_HOME", "").strip() or ".rapport").expanduser().resolve()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the pipeline needs to know about where it runs."""
@@ -163,7 +168,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         env = os.environ if env is None else env
-        home = Path(env.get("RAPPORT_HOME", "").strip() or ".rapport").expanduser().resolve()
+        home = home_from_env(env)
         embedded = not env.get("RAPPORT_KAFKA_BOOTSTRAP", "").strip()
         return cls(
             home=home,

@@ -8,7 +8,6 @@ privacy is off. A file that cannot be used becomes a :class:`Rejection` with the
 
 from __future__ import annotations
 
-import hashlib
 import mailbox
 import re
 from collections.abc import Iterable, Iterator
@@ -30,7 +29,7 @@ from streams.contracts import (
     without_controls,
 )
 from streams.sources.dataset import Rejection, SourceRecord, json_objects, reason_of
-from streams.sources.redact import mail_headers
+from streams.sources.redact import keyed_hash, mail_headers
 
 SOURCE = "mail"
 EARLIEST = datetime(1980, 1, 1, tzinfo=UTC)
@@ -45,9 +44,10 @@ def normalised_subject(subject: str) -> str:
 
 
 def subject_hash(subject: str) -> str | None:
-    """What is kept of a subject by default: a hash of its normalised form (``None`` if empty)."""
+    """What is kept of a subject by default: a keyed hash of its normalised form (``None`` if
+    empty; :func:`streams.sources.redact.keyed_hash`)."""
     normalised = normalised_subject(subject)
-    return hashlib.sha256(normalised.encode()).hexdigest()[:32] if normalised else None
+    return keyed_hash(normalised) if normalised else None
 
 
 def _addresses(message: Message, *headers: str) -> list[str]:

@@ -14,7 +14,16 @@ mbox ``From `` line of the next message): nothing after it is kept.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import re
+import secrets
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+from streams.config import home_from_env
 
 # Header fields a rejection keeps with their value: what identifies and routes a message.
 MAIL_STRUCTURE_FIELDS = frozenset(
@@ -130,3 +139,40 @@ def calendar_structure(raw: bytes) -> bytes:
     """What a rejection keeps of a calendar: its structural properties, never titles, descriptions,
     locations or calendar names (``X-WR-CALDESC``)."""
     return structure_only(raw, CALENDAR_STRUCTURE_FIELDS, stop_at_other=False)
+
+
+SUBJECT_KEY_ENV = "RAPPORT_SUBJECT_KEY"
+SUBJECT_KEY_FILE = "subject-key"
+
+
+@cache
+def _key_in(path: Path) -> bytes:
+    """The key stored at ``path``, created (random, mode 0600) if there is none yet."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_hex(32).encode())
+    key = path.read_bytes().strip()
+    if not key:
+        raise ValueError(f"{path} is empty: delete it to have a new subject key made")
+    return key
+
+
+def subject_key(env: Mapping[str, str] | None = None) -> bytes:
+    """The secret that keys subject hashes: ``RAPPORT_SUBJECT_KEY``, else the file
+    ``$RAPPORT_HOME/subject-key`` (made on first use, readable by its owner only). Without a key,
+    anyone holding a warehouse could hash a guessed subject and look for it in ``thread_id``; with
+    one, the same subject still gives the same hash in every run of one home, live or replay."""
+    env = os.environ if env is None else env
+    given = env.get(SUBJECT_KEY_ENV, "").strip()
+    return given.encode() if given else _key_in(home_from_env(env) / SUBJECT_KEY_FILE)
+
+
+def keyed_hash(text: str, key: bytes | None = None) -> str:
+    """HMAC-SHA256 of ``text`` under the subject key (32 hex digits)."""
+    return hmac.new(key or subject_key(), text.encode(), hashlib.sha256).hexdigest()[:32]

@@ -141,3 +141,36 @@ def test_every_field_not_on_the_allow_list_leaves_nothing_of_its_value(
     for kept in (calendar_structure(raw), mail_headers(raw.replace(b"UID:", b"Message-ID: "))):
         assert TOKEN.encode() not in kept
     assert calendar_structure(raw).startswith(b"UID:visible")
+
+
+# --- keyed subject hashes (issue 18, row 3) ------------------------------------------------------
+
+
+def hash_in_a_new_process(home: Path, subject: str, key: str = "") -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RAPPORT_HOME": str(home), "RAPPORT_SUBJECT_KEY": key}
+    code = f"from streams.sources.mail import subject_hash; print(subject_hash({subject!r}))"
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_subject_hashes_are_keyed_by_a_secret_made_under_rapport_home(tmp_path: Path) -> None:
+    import hashlib
+
+    first = hash_in_a_new_process(tmp_path / "home", "Re: Pricing for Q3")
+    key_file = tmp_path / "home" / "subject-key"
+    assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_bytes()) == 64
+    # a guessed subject cannot be confirmed offline: the unkeyed hash is not what is stored
+    assert first != hashlib.sha256(b"pricing for q3").hexdigest()[:32]
+    # stable across runs in one home (so thread ids are), different in another home
+    assert hash_in_a_new_process(tmp_path / "home", "pricing for Q3") == first
+    assert hash_in_a_new_process(tmp_path / "other", "Re: Pricing for Q3") != first
+    # or from the environment, where it wins over the file
+    from_env = hash_in_a_new_process(tmp_path / "home", "Re: Pricing for Q3", key="k" * 32)
+    assert from_env not in (first, "") and from_env == hash_in_a_new_process(
+        tmp_path / "x", "pricing for q3", "k" * 32
+    )
