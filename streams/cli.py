@@ -305,6 +305,29 @@ def warehouse_migrate() -> None:
     console.print(f"{redacted(settings.warehouse_url)}: applied {applied or 'nothing (up to date)'}")
 
 
+@warehouse.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on the last line.")
+@friendly_errors
+def warehouse_check(as_json: bool) -> None:
+    """Find damaged parts and compare row counts with the stream's own; exit 1 on any problem."""
+    from streams.runtime.status import read_status
+    from streams.sinks.check import check_warehouse
+    from streams.sinks.warehouse import connect
+
+    settings = Settings.from_env()
+    report = check_warehouse(connect(settings.warehouse_url), read_status(settings.status_file))
+    if as_json:
+        click.echo(orjson.dumps(report.as_dict()).decode())
+    else:
+        for t in report.tables:
+            written = "?" if t.written is None else f"{t.written:,}"
+            console.print(
+                f"{t.table}: {t.stored:,} stored, {written} written by the stream, {t.missing:,} damaged"
+            )
+        console.print((report.problems and "[red]" + "\n".join(report.problems)) or "[green]warehouse OK")
+    sys.exit(0 if report.ok else 1)
+
+
 @warehouse.command("query")
 @click.argument("sql")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
