@@ -22,7 +22,7 @@ import icalendar
 from dateutil.rrule import HOURLY, rrule, rrulestr
 
 from streams.contracts import ContractError, format_time, make, parse_time
-from streams.sources.dataset import Rejection, SourceRecord, json_objects, reason_of
+from streams.sources.dataset import Rejection, SourceRecord, json_objects, read_whole, reason_of
 from streams.sources.redact import calendar_structure
 
 SOURCE = "calendar"
@@ -311,7 +311,10 @@ def parse_calendar_json(raw: bytes, origin: str) -> list[SourceRecord | Rejectio
 def read_calendars(path: Path) -> Iterator[SourceRecord | Rejection]:
     files = sorted([*path.rglob("*.ics"), *path.rglob("*.json")]) if path.is_dir() else [path]
     for file in files:
-        if file.suffix.lower() == ".json":
-            yield from parse_calendar_json(file.read_bytes(), str(file))
+        raw = read_whole(file, "calendar file")
+        if isinstance(raw, Rejection):
+            yield raw
+        elif file.suffix.lower() == ".json":
+            yield from parse_calendar_json(raw, str(file))
         else:
-            yield from parse_calendar(file.read_bytes(), str(file))
+            yield from parse_calendar(raw, str(file))

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from streams.contracts import ContractError, Envelope, decode
+from streams.contracts import MAX_MESSAGE_BYTES, ContractError, Envelope, decode
 
 FILES = {"email": "email.jsonl", "meeting": "meeting.jsonl", "crm": "crm.jsonl"}
 LABELS = "labels.json"
@@ -62,6 +62,21 @@ def bounded_lines(handle: BinaryIO, limit: int) -> Iterator[bytes | None]:
             yield None
         else:
             yield line
+
+
+# Files parsed whole (calendars, JSON exports): the parsers hold several copies of their input,
+# so a bigger file is rejected before it is read (split it). Line-based files stream instead.
+MAX_WHOLE_FILE = 64 * 1024 * 1024
+
+
+def read_whole(path: Path, what: str) -> bytes | Rejection:
+    """The bytes of a file parsed whole, or a rejection when it is over :data:`MAX_WHOLE_FILE`."""
+    size = path.stat().st_size
+    if size > MAX_WHOLE_FILE:
+        return Rejection(
+            str(path), f"{what} of {size:,} bytes is over the {MAX_WHOLE_FILE:,}-byte limit: split it", b""
+        )
+    return path.read_bytes()
 
 
 def reason_of(exc: Exception, what: str) -> str:
@@ -113,7 +128,12 @@ def read_labels(folder: Path) -> dict[str, Any]:
 
 def _read_file(path: Path) -> Iterator[SourceRecord | Rejection]:
     with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
+        for number, line in enumerate(bounded_lines(handle, MAX_MESSAGE_BYTES + 2), start=1):
+            if line is None:
+                yield Rejection(
+                    f"{path}:{number}", f"line longer than the {MAX_MESSAGE_BYTES:,}-byte limit", b""
+                )
+                continue
             raw = line.rstrip(b"\r\n")
             if not raw.strip():
                 continue
