@@ -21,7 +21,7 @@ import dateutil.rrule
 import icalendar
 from dateutil.rrule import HOURLY, rrule, rrulestr
 
-from streams.contracts import ContractError, format_time, make, parse_time
+from streams.contracts import ContractError, format_time, make, parse_time, without_controls
 from streams.sources.dataset import Rejection, SourceRecord, json_objects, read_whole, reason_of
 from streams.sources.redact import calendar_structure
 
@@ -30,7 +30,7 @@ PARTSTATS = {"ACCEPTED", "DECLINED", "TENTATIVE", "NEEDS-ACTION", "DELEGATED"}
 
 
 def _address(value: Any) -> str | None:
-    text = str(value or "").strip()
+    text = without_controls(str(value or "")).strip()
     if text.lower().startswith("mailto:"):
         text = text[7:]
     return text if text.count("@") == 1 and " " not in text else None
@@ -287,7 +287,12 @@ def parse_calendar_json(raw: bytes, origin: str) -> list[SourceRecord | Rejectio
             payload = {
                 **fields,
                 "uid": str(fields["uid"]),
-                "attendees": [a for a in fields["attendees"] if a["email"].count("@") == 1],
+                "attendees": [
+                    {**a, "email": without_controls(a["email"])}
+                    for a in fields["attendees"]
+                    if without_controls(a["email"]).count("@") == 1
+                ],
+                "organizer": without_controls(fields["organizer"]),
                 "start": format_time(start),
                 "end": format_time(end),
                 "status": fields["status"]

@@ -185,3 +185,25 @@ def test_huge_files_are_read_with_bounded_memory(tmp_path: Path) -> None:
         handle.truncate(MAX_WHOLE_FILE + 1)
     (rejection,) = read_sources([big_ics])
     assert isinstance(rejection, Rejection) and "split it" in rejection.reason
+
+
+def test_control_characters_are_stripped_from_calendar_addresses() -> None:
+    from streams.sources.calendar import parse_calendar, parse_calendar_json
+
+    ics = (
+        b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:c1\r\nDTSTART:20250303T100000Z\r\n"
+        b"ORGANIZER:mailto:ann\x00@vendorco.com\r\nATTENDEE:mailto:jane\x01@acme.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    (record,) = parse_calendar(ics, "c.ics")
+    assert isinstance(record, SourceRecord)
+    assert record.envelope.payload["organizer"] == "ann@vendorco.com"
+    assert [a["email"] for a in record.envelope.payload["attendees"]] == ["jane@acme.com"]
+    google = {
+        "iCalUID": "g1",
+        "start": {"dateTime": "2025-03-03T10:00:00Z"},
+        "organizer": {"email": "ann\u0000@vendorco.com"},
+        "attendees": [{"email": "jane\u0000@acme.com"}],
+    }
+    (record,) = parse_calendar_json(orjson.dumps(google), "g.json")
+    assert isinstance(record, SourceRecord) and record.envelope.payload["organizer"] == "ann@vendorco.com"
+    assert [a["email"] for a in record.envelope.payload["attendees"]] == ["jane@acme.com"]
