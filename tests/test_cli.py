@@ -109,3 +109,18 @@ def test_replay_of_a_mixed_folder_reads_each_file_by_its_type(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr[-2000:]
     summary = orjson.loads(done.stdout.strip().splitlines()[-1])
     assert (summary["read"], summary["rejected"]) == (31, 0)
+
+
+def test_a_change_feed_in_a_subfolder_of_a_mixed_folder_is_read(tmp_path: Path) -> None:
+    from streams.sources.dataset import Rejection
+    from streams.sources.reader import read_sources
+
+    fixture = Path(__file__).parent / "sources" / "fixtures" / "crm-changes" / "flat.jsonl"
+    feed = tmp_path / "mixed" / "crm" / "changes.jsonl"
+    feed.parent.mkdir(parents=True)
+    feed.write_bytes(fixture.read_bytes().splitlines(keepends=True)[0])  # one account CREATE
+    (tmp_path / "mixed" / "note.eml").write_text("not a message\n")
+    items = list(read_sources([tmp_path / "mixed"]))
+    assert sorted(type(i).__name__ for i in items) == ["Rejection", "SourceRecord"]
+    (record,) = [i for i in items if not isinstance(i, Rejection)]
+    assert record.envelope.schema == "crm_account/1" and record.envelope.payload["name"] == "Acme Labs"

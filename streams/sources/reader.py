@@ -61,13 +61,21 @@ def _read_files(path: Path, keep_subject: bool, kind: str | None) -> Iterator[So
     """One path; a folder without a given ``kind`` is read file by file, each by its own type (a
     folder of .eml files and one .ics reads both: before, the .ics made it a calendar folder)."""
     if kind is None and path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        return (item for file in files for item in _read_files(file, keep_subject, file_kind(file)))
+        return _read_folder(path, keep_subject)
     if kind == "calendar" or (kind is None and is_calendar(path)):
         return read_calendars(path)
     if kind == "crm" or (kind is None and is_crm(path)):
         return read_crm(path)  # the change feeds among them are read by read_sources, together
     return read_mail([path], keep_subject)
+
+
+def _read_folder(folder: Path, keep_subject: bool) -> Iterator[SourceRecord | Rejection]:
+    for file in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        if file.parent != folder and is_change_file(file):
+            # read_sources folds the change feeds at the top of a folder; deeper ones are read alone
+            yield from parse_changes([(file.read_bytes(), str(file))])
+        else:
+            yield from _read_files(file, keep_subject, file_kind(file))
 
 
 def _by_time(items: Iterable[SourceRecord | Rejection]) -> Iterator[SourceRecord | Rejection]:
