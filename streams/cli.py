@@ -18,7 +18,7 @@ import click
 import orjson
 from rich.console import Console
 
-from streams.config import ConfigError, Settings, redacted
+from streams.config import ConfigError, Settings, redact_logs, redacted
 from streams.runtime.broker import BrokerError
 from streams.runtime.collector import relax_collector
 from streams.runtime.stack import PipelineError
@@ -40,7 +40,7 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (ConfigError, BrokerError, WarehouseError, PipelineError, FileNotFoundError) as exc:
-            console.print(f"[red]rapport: {exc}")
+            console.print(f"[red]rapport: {redacted(str(exc))}")
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
@@ -60,6 +60,7 @@ seller_domain_option = click.option(
 def main() -> None:
     """Rapport: buyer-seller relationship health from email, meetings and CRM."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    redact_logs()
     relax_collector()
 
 
@@ -324,7 +325,30 @@ def warehouse_migrate() -> None:
 
     settings = Settings.from_env()
     applied = migrate(connect(settings.warehouse_url))
-    console.print(f"{settings.warehouse_url}: applied {applied or 'nothing (up to date)'}")
+    console.print(f"{redacted(settings.warehouse_url)}: applied {applied or 'nothing (up to date)'}")
+
+
+@warehouse.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on the last line.")
+@friendly_errors
+def warehouse_check(as_json: bool) -> None:
+    """Find damaged parts and compare row counts with the stream's own; exit 1 on any problem."""
+    from streams.runtime.status import read_status
+    from streams.sinks.check import check_warehouse
+    from streams.sinks.warehouse import connect
+
+    settings = Settings.from_env()
+    report = check_warehouse(connect(settings.warehouse_url), read_status(settings.status_file))
+    if as_json:
+        click.echo(orjson.dumps(report.as_dict()).decode())
+    else:
+        for t in report.tables:
+            written = "?" if t.written is None else f"{t.written:,}"
+            console.print(
+                f"{t.table}: {t.stored:,} stored, {written} written by the stream, {t.missing:,} damaged"
+            )
+        console.print((report.problems and "[red]" + "\n".join(report.problems)) or "[green]warehouse OK")
+    sys.exit(0 if report.ok else 1)
 
 
 @warehouse.command("query")

@@ -6,12 +6,16 @@ raises :class:`ConfigError` naming the variable and what it expects.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sys
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Self, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 # One raw topic for every source, keyed by the account the event routes to: each account's events
 # then reach the scorer in the order they were produced (see docs/design.md, "One raw topic").
@@ -60,9 +64,56 @@ def _bootstrap(env: Mapping[str, str]) -> str | None:
     return ",".join(s.strip().removeprefix("kafka://") for s in raw.split(","))
 
 
-def redacted(url: str) -> str:
-    """``url`` with any password replaced by ``***``: for messages and logs."""
-    return re.sub(r"(://[^:/@\s]*:)[^/\s]*@", r"\1***@", url)
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://\S+")
+
+
+def credentials(url: str) -> tuple[str, str | None, str | None]:
+    """``url`` without its user and password, the user, and the password. The password may hold
+    ``@``, ``/`` or ``:`` unencoded (users paste them so): the last ``@`` ends it."""
+    scheme, _, rest = url.partition("://")
+    at = rest.rfind("@")
+    if at < 0:
+        return url, None, None
+    user, colon, password = rest[:at].partition(":")
+    return f"{scheme}://{rest[at + 1 :]}", user, password if colon else None
+
+
+def _without_password(match: re.Match[str]) -> str:
+    url = match.group(0)
+    bare, user, password = credentials(url)
+    if password is None:
+        return url
+    scheme, _, rest = bare.partition("://")
+    return f"{scheme}://{user}:***@{rest}"
+
+
+def redacted(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``: the one function for
+    every URL (or message holding one) that is printed or logged."""
+    return _URL.sub(_without_password, text)
+
+
+class _RedactedRecord(logging.LogRecord):
+    """A log record whose message and traceback have no URL passwords."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.exc_info and not self.exc_text:
+            self.exc_text = redacted(logging.Formatter().formatException(self.exc_info))
+
+    def getMessage(self) -> str:
+        return redacted(super().getMessage())
+
+
+def _redacted_excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    sys.stderr.write(redacted("".join(traceback.format_exception(kind, value, tb))))
+
+
+def redact_logs() -> None:
+    """From now on, every log record and uncaught traceback of this process is redacted (worker
+    logs carry the warehouse URL in connection errors)."""
+    logging.setLogRecordFactory(_RedactedRecord)
+    sys.excepthook = _redacted_excepthook
 
 
 def _warehouse_url(env: Mapping[str, str], home: Path) -> str:
@@ -89,6 +140,11 @@ def _domains(env: Mapping[str, str]) -> tuple[str, ...]:
     return domains
 
 
+def home_from_env(env: Mapping[str, str]) -> Path:
+    """``RAPPORT_HOME``, by default ``./.rapport``."""
+    return Path(env.get("RAPPORT_HOME", "").strip() or ".rapport").expanduser().resolve()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the pipeline needs to know about where it runs."""
@@ -112,7 +168,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         env = os.environ if env is None else env
-        home = Path(env.get("RAPPORT_HOME", "").strip() or ".rapport").expanduser().resolve()
+        home = home_from_env(env)
         embedded = not env.get("RAPPORT_KAFKA_BOOTSTRAP", "").strip()
         return cls(
             home=home,

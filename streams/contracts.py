@@ -9,6 +9,8 @@ Producers and the resolve agent call :func:`decode` on each message, so validati
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,11 +100,58 @@ class Envelope:
         return orjson.dumps(self.to_dict())
 
 
+# JSON Schema cannot say "finite": NaN passes every bound (NaN > x is false) and orjson writes it
+# as null, so live (through the broker) and replay (in memory) stored different rows. Integers
+# beyond 64 bits make orjson raise. Both are checked here, where every source builds its records.
+MAX_INTEGER = 2**63 - 1
+MAX_AMOUNT = 1e15  # an opportunity's amount, in any currency
+MAX_SIZE_BYTES = 1e12  # a message's size (Gmail's sizeEstimate)
+
+
+def _numbers_in_range(value: Any, path: str) -> None:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ContractError(f"{path} is not a finite number")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -MAX_INTEGER <= value <= MAX_INTEGER:
+            raise ContractError(f"{path} is out of the 64-bit range")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _numbers_in_range(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _numbers_in_range(item, f"{path}[{index}]")
+
+
+def bounded(value: Any, name: str, low: float, high: float) -> float:
+    """``value`` as a finite number within ``low..high``, else :class:`ContractError` naming ``name``
+    (never quoting the value: it is input)."""
+    if isinstance(value, bool):
+        raise ContractError(f"{name} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ContractError(f"{name} is not a number") from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise ContractError(f"{name} is not a finite number within {low:g}..{high:g}")
+    return number
+
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def without_controls(text: str) -> str:
+    """``text`` without control characters (NUL, CR, LF, tab…): they split or smuggle fields and
+    make look-alike addresses (``jane\\x00@acme.com``)."""
+    return _CONTROLS.sub("", text)
+
+
 def make(schema: str, event_id: str, source: str, occurred_at: str, payload: Mapping[str, Any]) -> Envelope:
     """Build an envelope and check it and its payload against their contracts."""
     envelope = Envelope(schema, event_id, source, occurred_at, dict(payload))
     check("envelope/1", envelope.to_dict())
     check(schema, envelope.payload)
+    _numbers_in_range(envelope.payload, f"{schema}: payload")
     return envelope
 
 
@@ -124,6 +173,7 @@ def _envelope(document: Any) -> Envelope:
         raise ContractError(f"envelope/1: expected a JSON object, got {type(document).__name__}")
     check("envelope/1", document)
     check(document["schema"], document["payload"])
+    _numbers_in_range(document["payload"], f"{document['schema']}: payload")
     return Envelope(
         document["schema"],
         document["event_id"],

@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 from streams.config import Settings
+
+# Subject hashes are keyed (streams.sources.redact.subject_key): tests that read sources without a
+# RAPPORT_HOME of their own would otherwise make a key file under the working directory.
+os.environ.setdefault("RAPPORT_SUBJECT_KEY", "rapport-tests-subject-key")
 from streams.sources.dataset import write_dataset
 from streams.sources.synthetic import SELLER_DOMAIN, generate
 

@@ -79,3 +79,48 @@ def test_explain_account_and_meeting_after_a_replay(small_dataset: Path, tmp_pat
     missing = rapport("explain", "account", "no-such-account.example")
     assert missing.returncode == 1
     assert "no health scores for account 'no-such-account.example'" in missing.stderr
+
+
+def test_replay_of_a_mixed_folder_reads_each_file_by_its_type(tmp_path: Path) -> None:
+    """30 .eml files and one .ics in one folder: all 31 read (the .ics made it a calendar folder)."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for n in range(30):
+        (folder / f"{n}.eml").write_text(
+            f"Message-ID: <mixed-{n}@buyer-mixed.com>\nFrom: bob@buyer-mixed.com\n"
+            f"To: ann@demo-seller.com\nDate: Mon, 03 Mar 2025 {n % 24:02d}:00:00 +0000\n\n"
+        )
+    (folder / "meeting.ics").write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:mixed-meeting\r\n"
+        "DTSTART:20250304T100000Z\r\nDTEND:20250304T110000Z\r\nORGANIZER:mailto:ann@demo-seller.com\r\n"
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:bob@buyer-mixed.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    env = {**os.environ, "RAPPORT_HOME": str(tmp_path / "home"), "RAPPORT_SELLER_DOMAINS": "demo-seller.com"}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", "replay", str(folder), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = orjson.loads(done.stdout.strip().splitlines()[-1])
+    assert (summary["read"], summary["rejected"]) == (31, 0)
+
+
+def test_a_change_feed_in_a_subfolder_of_a_mixed_folder_is_read(tmp_path: Path) -> None:
+    from streams.sources.dataset import Rejection
+    from streams.sources.reader import read_sources
+
+    fixture = Path(__file__).parent / "sources" / "fixtures" / "crm-changes" / "flat.jsonl"
+    feed = tmp_path / "mixed" / "crm" / "changes.jsonl"
+    feed.parent.mkdir(parents=True)
+    feed.write_bytes(fixture.read_bytes().splitlines(keepends=True)[0])  # one account CREATE
+    (tmp_path / "mixed" / "note.eml").write_text("not a message\n")
+    items = list(read_sources([tmp_path / "mixed"]))
+    assert sorted(type(i).__name__ for i in items) == ["Rejection", "SourceRecord"]
+    (record,) = [i for i in items if not isinstance(i, Rejection)]
+    assert record.envelope.schema == "crm_account/1" and record.envelope.payload["name"] == "Acme Labs"

@@ -1,8 +1,11 @@
+import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from streams.config import ConfigError, Settings
+from streams.config import ConfigError, Settings, redact_logs, redacted
 
 
 def test_defaults_run_embedded(tmp_path: Path) -> None:
@@ -52,3 +55,52 @@ def test_seller_domains_merge_and_roundtrip_through_env(tmp_path: Path) -> None:
     s = s.with_seller_domains(["c.com", "a.com"])
     assert s.seller_domains == ("a.com", "b.com", "c.com")
     assert Settings.from_env(s.as_env()) == s
+
+
+# --- one redaction for every URL printed or logged (issue 18, row 12) ---------------------------
+
+password_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=30
+)
+names = st.from_regex(r"[a-z][a-z0-9_.-]{0,15}", fullmatch=True)
+
+
+@given(
+    st.sampled_from(["http", "https", "clickhouse", "kafka"]),
+    names,
+    password_text | st.sampled_from(["pa/ss", "p@ss:word", "a/b@c:d/", "::@@//"]),
+    names,
+    st.sampled_from(["", ":8123", ":8443/rapport", "/db?secure=1"]),
+    st.sampled_from(["{}", "cannot open warehouse {}: refused", "url='{}', retry", "{} and {}"]),
+)
+def test_a_password_never_survives_redaction(
+    scheme: str, user: str, password: str, host: str, tail: str, message: str
+) -> None:
+    url = f"{scheme}://{user}:{password}@{host}{tail}"
+    out = redacted(message.format(url, url))
+    assert out == message.format(*[f"{scheme}://{user}:***@{host}{tail}"] * 2)
+
+
+def test_urls_without_a_password_are_unchanged() -> None:
+    for text in ["chdb:///var/lib/rapport/warehouse", "http://host:8123/x", "see http://h/a@b for more"]:
+        assert redacted(text) == text
+
+
+def test_connection_errors_and_logs_never_show_the_password(caplog: pytest.LogCaptureFixture) -> None:
+    from streams.sinks.warehouse import WarehouseError, connect
+
+    password = "s3cret/pw@x:y"
+    url = f"http://rapport:{password}@127.0.0.1:9"
+    with pytest.raises(WarehouseError) as failure:
+        connect(url)
+    assert "s3cret" not in str(failure.value) and "rapport:***@127.0.0.1:9" in str(failure.value)
+    redact_logs()
+    try:
+        logging.getLogger("streams.test").warning("worker could not reach %s", url)
+        try:
+            raise RuntimeError(f"boom at {url}")
+        except RuntimeError:
+            logging.getLogger("streams.test").exception("failed")
+    finally:
+        logging.setLogRecordFactory(logging.LogRecord)
+    assert caplog.records and "s3cret" not in caplog.text and "***" in caplog.text

@@ -106,7 +106,26 @@ def board(uid: str, title: str, description: str, time_from: str) -> Dashboard:
     )
 
 
+def value_of(name: str) -> str:
+    """A single-valued variable as a SQL string that no value can break out of.
+
+    Grafana's ``singlequote`` format only puts a backslash before ``'`` and leaves ``\\``, which
+    ClickHouse reads as an escape: ``x\\' OR 1=1 --`` closed the string and returned every
+    account (issue 18). ``percentencode`` leaves only ``A-Za-z0-9-_.~`` and ``%XX``, no quote
+    and no backslash, and ClickHouse decodes it back to the exact value."""
+    return f"decodeURLComponent('${{{name}:percentencode}}')"
+
+
+def values_of(name: str) -> str:
+    """A multi-valued variable as a SQL array of its values, safe the same way. Grafana
+    percent-encodes a multi-value as ``{a,b}`` joined first, so the commas and braces it adds come
+    out as ``%2C``, ``%7B``, ``%7D`` (a value holding a comma is split in two; it cannot escape)."""
+    encoded = f"replaceRegexpAll('${{{name}:percentencode}}', '^%7B|%7D$', '')"
+    return f"arrayMap(v -> decodeURLComponent(v), splitByString('%2C', {encoded}))"
+
+
 def variable(name: str, label: str, sql: str, multi: bool = False) -> QueryVariable:
+    """A query variable whose values come only from its query (no values typed by a viewer)."""
     built = (
         QueryVariable(name)
         .label(label)
@@ -115,6 +134,7 @@ def variable(name: str, label: str, sql: str, multi: bool = False) -> QueryVaria
         .definition(sql.strip())
         .refresh(VariableRefresh.ON_DASHBOARD_LOAD)
         .sort(VariableSort.DISABLED)
+        .allow_custom_value(False)
     )
     if multi:
         built = (
@@ -241,7 +261,7 @@ LIMIT 200"""),
     )
 
 
-ACCOUNT = "account_id = ${account:singlequote}"
+ACCOUNT = f"account_id = {value_of('account')}"
 
 
 def account_drilldown() -> Dashboard:
@@ -371,7 +391,7 @@ LIMIT 60"""),
     )
 
 
-TEAM = "$__conditionalAll(s.team IN (${team:singlequote}), $team)"
+TEAM = f"$__conditionalAll(has({values_of('team')}, s.team), $team)"
 PREPAREDNESS = f"""
     rapport.meeting_preparedness AS p FINAL
     LEFT JOIN {SELLER_TEAMS} ON s.email = p.seller
@@ -454,7 +474,7 @@ ORDER BY meetings DESC"""),
     )
 
 
-QUARTER = "toDate(${quarter:singlequote})"
+QUARTER = f"toDateOrZero({value_of('quarter')})"
 QUARTER_CHANGE = f"""
     SELECT account_id,
            argMaxIf(score, as_of, as_of >= {QUARTER}) AS health_q,

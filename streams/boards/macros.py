@@ -2,7 +2,8 @@
 alert query can run on the warehouse in tests and benchmarks.
 
 Two stages, as in Grafana: the browser first replaces dashboard variables (``$var``,
-``${var}``, ``${var:singlequote}``) and ``$__conditionalAll``; the plugin's backend then
+``${var}``, ``${var:percentencode}``, formatted exactly as Grafana formats them: see
+:func:`format_variable`) and ``$__conditionalAll``; the plugin's backend then
 expands the time macros (``$__timeFilter``, ``$__timeInterval``, ``$__fromTime`` …; the same
 SQL as pkg/macros/macros.go of the plugin). Alert rules run without a browser, so
 ``server_only`` rejects the first stage's macros.
@@ -14,6 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 ALL = "$__all"  # the value Grafana gives a variable when "All" is selected
 
@@ -118,15 +120,57 @@ def _expand_macros(sql: str, expand: Callable[[str, list[str]], str]) -> str:
     return "".join(out)
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+def _percentencode(value: str) -> str:
+    """JavaScript's ``encodeURIComponent`` plus ``!'()*``: UTF-8 bytes, ``A-Za-z0-9-_.~`` kept."""
+    return quote(value, safe="")
 
 
-def _values(name: str, context: QueryContext) -> list[str]:
+# Grafana's formatters, as in grafana/scenes packages/scenes/src/variables/interpolation/
+# formatRegistry.ts (the interpolation Grafana 11 and 12 dashboards use):
+#   raw:          formatter: (value) => String(value)           (an array's String() joins with ",")
+#   csv:          isArray(value) ? value.join(',') : value
+#   singlequote:  // escape single quotes with backslash
+#                 const regExp = new RegExp(`'`, 'g');
+#                 map(value, (v) => `'${replace(v, regExp, `\\'`)}'`).join(',')
+#   sqlstring:    `'${replace(v, /'|"/g, (m) => SQL_ESCAPE_MAP[m])}'`,
+#                 SQL_ESCAPE_MAP = {"'": "''", '"': '\\"'}
+#   percentencode: isArray(value) ? encodeURIComponentStrict('{' + value.join(',') + '}')
+#                                 : encodeURIComponentStrict(value)
+#                 encodeURIComponentStrict = encodeURIComponent, then /[!'()*]/g → '%' + hex
+# Without a format, the ClickHouse plugin (grafana/clickhouse-datasource src/data/CHDatasource.ts)
+# passes its own to templateSrv.replace:
+#   private format(value: any) {
+#     if (Array.isArray(value)) { return `'${value.join("','")}'`; } return value; }
+# None of them escapes a backslash: singlequote's output is not a safe ClickHouse string literal.
+def _singlequote(value: str) -> str:
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def _sqlstring(value: str) -> str:
+    return "'" + value.replace("'", "''").replace('"', '\\"') + "'"
+
+
+def format_variable(value: str | Sequence[str], fmt: str | None) -> str:
+    """A variable's value as Grafana writes it into the query with the format ``fmt``."""
+    many = not isinstance(value, str)
+    values = [value] if isinstance(value, str) else list(value)
+    if fmt is None:
+        return "'" + "','".join(values) + "'" if many else values[0]
+    if fmt in ("raw", "csv"):
+        return ",".join(values)
+    if fmt == "singlequote":
+        return ",".join(_singlequote(v) for v in values)
+    if fmt == "sqlstring":
+        return ",".join(_sqlstring(v) for v in values)
+    if fmt == "percentencode":
+        return _percentencode("{" + ",".join(values) + "}" if many else values[0])
+    raise MacroError(f"variable format :{fmt} is not emulated here (see streams/boards/macros.py)")
+
+
+def _value(name: str, context: QueryContext) -> str | Sequence[str]:
     if name not in context.variables:
         raise MacroError(f"dashboard variable ${name} has no value in this query context")
-    value = context.variables[name]
-    return [value] if isinstance(value, str) else list(value)
+    return context.variables[name]
 
 
 def _expand_variables(sql: str, context: QueryContext) -> str:
@@ -134,13 +178,7 @@ def _expand_variables(sql: str, context: QueryContext) -> str:
         name = match.group(1) or match.group(3)
         if name.startswith("__"):
             return match.group(0)  # a macro, expanded later
-        values = _values(name, context)
-        fmt = match.group(2)
-        if fmt == "singlequote":
-            return ",".join(_quote(v) for v in values)
-        if fmt not in (None, "raw", "csv"):
-            raise MacroError(f"variable format ${{{name}:{fmt}}} is not supported here")
-        return ",".join(values)
+        return format_variable(_value(name, context), match.group(2))
 
     return VARIABLE.sub(replace, sql)
 
@@ -152,8 +190,10 @@ def expand_browser(sql: str, context: QueryContext) -> str:
         if name != "conditionalAll":
             return f"$__{name}" + (f"({', '.join(args)})" if args else "")
         condition, variable = _args("conditionalAll", args, 2)
-        values = _values(variable.strip("${}"), context)
-        return "1=1" if ALL in values else condition
+        value = _value(variable.strip("${}"), context)
+        # the plugin: `let value = key?.current.value.toString(); if (value === '' || value === '$__all')`
+        text = value if isinstance(value, str) else ",".join(value)
+        return "1=1" if text in ("", ALL) else condition
 
     return _expand_variables(_expand_macros(sql, conditional_all), context)
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from streams.config import TOPIC_DEADLETTER, Settings
+from streams.config import TOPIC_DEADLETTER, Settings, redacted
 from streams.contracts import ContractError
 from streams.identity.resolver import Resolver
 from streams.runtime.producer import EventProducer
@@ -172,10 +172,10 @@ def run_demo(settings: Settings, accounts: int, seed: int, console: Console) -> 
         return 1
     console.print(f"[green]all {wanted:,} produced interactions are in the warehouse exactly once.")
     console.print(
-        f"Warehouse: {settings.warehouse_url}\n"
+        f"Warehouse: {redacted(settings.warehouse_url)}\n"
         'Query it:  rapport warehouse query "SELECT tier, count() FROM (SELECT account_id, '
         "argMax(tier, (as_of, version)) AS tier FROM rapport.account_health FINAL GROUP BY account_id) "
         'GROUP BY tier"\n'
-        f'Or in Python: clickhouse_connect.get_client(dsn="{settings.warehouse_url}")'
+        f'Or in Python: clickhouse_connect.get_client(dsn="{redacted(settings.warehouse_url)}")'
     )
     return 0

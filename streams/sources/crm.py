@@ -30,11 +30,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from streams.contracts import ContractError, format_time, make, parse_time
-from streams.sources.dataset import Rejection, SourceRecord
+from streams.contracts import MAX_AMOUNT, ContractError, bounded, format_time, make, parse_time
+from streams.sources.dataset import Rejection, SourceRecord, bounded_lines, reason_of
 
 CHANGE_SUFFIXES = (".json", ".jsonl", ".ndjson")  # read by streams.sources.crm_changes
 
@@ -61,7 +62,7 @@ def _date(value: str) -> str | None:
     try:
         return format_time(parse_time(value if "T" in value else f"{value}T00:00:00+00:00"))
     except ValueError:
-        raise ContractError(f"unreadable date {value!r}") from None
+        raise ContractError("unreadable date") from None
 
 
 def kind_of(header: list[str]) -> str:
@@ -125,7 +126,7 @@ def _opportunity(row: dict[str, str]) -> SourceRecord:
         "account_id": account_id_for(account),
         "stage": stage,
         "status": STATUS.get(stage.lower(), "open"),
-        "amount": float(amount) if amount else None,
+        "amount": bounded(amount, "close_value", 0, MAX_AMOUNT) if amount else None,
         "owner": _pick(row, "sales_agent", "owner") or None,
         "created_at": created or updated,
         "close_date": closed[:10] if closed else None,
@@ -139,29 +140,87 @@ def _opportunity(row: dict[str, str]) -> SourceRecord:
 BUILDERS = {"account": _account, "seller": _seller, "opportunity": _opportunity}
 
 
+MAX_FIELD = csv.field_size_limit()  # 131,072 characters, the csv module's own limit
+MAX_ROW = 1024 * 1024  # bytes of one row, quoted line breaks included
+
+
+def _csv_rows(lines: Iterable[bytes | None]) -> Iterator[tuple[int, list[str] | None, str]]:
+    """``(line number, values, "")`` for each record, or ``(line number, None, reason)`` for one
+    that cannot be read. A quoted field may span lines (RFC 4180), but a quote still open at the
+    end of the file or after :data:`MAX_ROW` bytes rejects only its first line, and reading
+    resumes on the next one: an unclosed quote no longer swallows the rows after it."""
+    numbered = enumerate(lines, start=1)
+    buffer: deque[tuple[int, bytes | None]] = deque()
+
+    def more() -> bool:
+        item = next(numbered, None)
+        if item is not None:
+            buffer.append(item)
+        return item is not None
+
+    while buffer or more():
+        number, text = buffer[0]
+        if text is None:
+            buffer.popleft()
+            yield number, None, f"row longer than {MAX_ROW:,} bytes"
+            continue
+        taken = 1
+        while text.count(b'"') % 2 and len(text) <= MAX_ROW and (taken < len(buffer) or more()):
+            following = buffer[taken][1]
+            if following is None:
+                break
+            text += following
+            taken += 1
+        if text.count(b'"') % 2:
+            buffer.popleft()
+            yield number, None, "unclosed quote (the row is skipped, reading goes on with the next line)"
+            continue
+        for _ in range(taken):
+            buffer.popleft()
+        try:
+            records = list(csv.reader(io.StringIO(text.decode("utf-8-sig" if number == 1 else "utf-8"))))
+        except UnicodeDecodeError:
+            yield number, None, "row is not UTF-8 text"
+        except csv.Error as exc:  # its messages quote no input ("field larger than field limit")
+            yield number, None, f"unreadable CSV row: {exc}"
+        else:
+            for values in records:
+                yield number, values, ""
+
+
 def parse_csv(raw: bytes, origin: str) -> Iterator[SourceRecord | Rejection]:
     """Every row of one CSV export as a record or a rejection; never raises."""
+    return parse_csv_lines(bounded_lines(io.BytesIO(raw), MAX_ROW), origin)
+
+
+def parse_csv_lines(lines: Iterable[bytes | None], origin: str) -> Iterator[SourceRecord | Rejection]:
+    """Every row of the lines of one CSV export, each a record or a rejection naming its line."""
+    rows = _csv_rows(lines)
+    first = next(rows, None)
+    if first is None:
+        yield Rejection(origin, "unreadable CSV: empty file", b"")
+        return
+    _number, header_values, reason = first
     try:
-        text = raw.decode("utf-8-sig")
-        reader = csv.DictReader(io.StringIO(text))
-        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        if header_values is None:
+            raise ContractError(reason)
+        header = [h.strip().lower() for h in header_values]
         kind = kind_of(header)
-    except (UnicodeDecodeError, csv.Error, ContractError) as exc:
-        yield Rejection(origin, f"unreadable CSV: {exc}", raw[:65536])
+    except ContractError as exc:
+        yield Rejection(origin, f"unreadable CSV: {exc}", b",".join(h.encode() for h in header_values or []))
         return
     build = BUILDERS[kind]
-    line = 1
-    try:
-        for line, values in enumerate(csv.reader(io.StringIO(text)), start=1):
-            if line == 1 or not any(v.strip() for v in values):
-                continue
-            row = dict(zip(header, values, strict=False))
-            try:
-                yield build(row)
-            except (ContractError, ValueError) as exc:
-                yield Rejection(f"{origin}:{line}", str(exc), ",".join(values).encode())
-    except csv.Error as exc:
-        yield Rejection(f"{origin}:{line}", f"unreadable CSV row: {exc}", b"")
+    for line, values, reason in rows:
+        if values is None:
+            yield Rejection(f"{origin}:{line}", reason, b"")
+            continue
+        if not any(v.strip() for v in values):
+            continue
+        row = dict(zip(header, values, strict=False))
+        try:
+            yield build(row)
+        except (ContractError, ValueError) as exc:
+            yield Rejection(f"{origin}:{line}", reason_of(exc, "unreadable row"), ",".join(values).encode())
 
 
 def read_crm(path: Path) -> Iterator[SourceRecord | Rejection]:
@@ -171,4 +230,5 @@ def read_crm(path: Path) -> Iterator[SourceRecord | Rejection]:
     else:
         files = [] if path.suffix.lower() in CHANGE_SUFFIXES else [path]
     for file in files:
-        yield from parse_csv(file.read_bytes(), str(file))
+        with file.open("rb") as handle:
+            yield from parse_csv_lines(bounded_lines(handle, MAX_ROW), str(file))

@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from streams.contracts import ContractError, Envelope, format_time, make, parse_time
+from streams.contracts import MAX_AMOUNT, ContractError, Envelope, bounded, format_time, make, parse_time
 from streams.sources.crm import CHANGE_SUFFIXES as SUFFIXES
 from streams.sources.dataset import Rejection, SourceRecord, json_objects
 
@@ -322,7 +322,7 @@ class Fold:
                 "account_id": f"crm:{_required(record, 'account')}",
                 "stage": stage[:100],
                 "status": status,
-                "amount": float(amount)
+                "amount": bounded(amount, "amount", 0, MAX_AMOUNT)
                 if isinstance(amount, int | float) and not isinstance(amount, bool)
                 else None,
                 "owner": self.owner(record),

@@ -11,11 +11,11 @@ import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
-from streams.contracts import ContractError, Envelope, decode
+from streams.contracts import MAX_MESSAGE_BYTES, ContractError, Envelope, decode
 
 FILES = {"email": "email.jsonl", "meeting": "meeting.jsonl", "crm": "crm.jsonl"}
 LABELS = "labels.json"
@@ -48,6 +48,44 @@ class Rejection:
     origin: str
     reason: str
     raw: bytes
+
+
+def bounded_lines(handle: BinaryIO, limit: int) -> Iterator[bytes | None]:
+    """The lines of ``handle`` (endings kept), never holding more than ``limit`` bytes of one: a
+    longer line is skipped in chunks and ``None`` stands in its place, so a 200 MB line without
+    a newline costs ``limit`` bytes of memory, not 200 MB (and not the several copies a parser
+    makes of it)."""
+    while line := handle.readline(limit + 1):
+        if len(line) > limit and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):
+                line = handle.readline(limit)
+            yield None
+        else:
+            yield line
+
+
+# Files parsed whole (calendars, JSON exports): the parsers hold several copies of their input,
+# so a bigger file is rejected before it is read (split it). Line-based files stream instead.
+MAX_WHOLE_FILE = 64 * 1024 * 1024
+
+
+def read_whole(path: Path, what: str) -> bytes | Rejection:
+    """The bytes of a file parsed whole, or a rejection when it is over :data:`MAX_WHOLE_FILE`."""
+    size = path.stat().st_size
+    if size > MAX_WHOLE_FILE:
+        return Rejection(
+            str(path), f"{what} of {size:,} bytes is over the {MAX_WHOLE_FILE:,}-byte limit: split it", b""
+        )
+    return path.read_bytes()
+
+
+def reason_of(exc: Exception, what: str) -> str:
+    """The reason a rejection gives for ``exc``: a contract's own message (it names ids and fields,
+    never free text), else only the error's type, because library messages (icalendar, dateutil,
+    ``int()``, ``fromisoformat``) quote the input they choked on."""
+    if isinstance(exc, ContractError):
+        return str(exc)
+    return f"{what} ({type(exc).__name__})"
 
 
 def write_dataset(folder: Path, events: Iterable[Envelope], labels: dict[str, Any]) -> dict[str, int]:
@@ -90,7 +128,12 @@ def read_labels(folder: Path) -> dict[str, Any]:
 
 def _read_file(path: Path) -> Iterator[SourceRecord | Rejection]:
     with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
+        for number, line in enumerate(bounded_lines(handle, MAX_MESSAGE_BYTES + 2), start=1):
+            if line is None:
+                yield Rejection(
+                    f"{path}:{number}", f"line longer than the {MAX_MESSAGE_BYTES:,}-byte limit", b""
+                )
+                continue
             raw = line.rstrip(b"\r\n")
             if not raw.strip():
                 continue

@@ -8,8 +8,6 @@ privacy is off. A file that cannot be used becomes a :class:`Rejection` with the
 
 from __future__ import annotations
 
-import hashlib
-import mailbox
 import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -20,10 +18,25 @@ from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-from streams.contracts import ContractError, format_time, make, parse_time
+from streams.contracts import (
+    MAX_SIZE_BYTES,
+    ContractError,
+    bounded,
+    format_time,
+    make,
+    parse_time,
+    without_controls,
+)
 from streams.identity.people import name_key
-from streams.sources.dataset import Rejection, SourceRecord, json_objects
-from streams.sources.redact import MAIL_TEXT_FIELDS, drop_fields
+from streams.sources.dataset import (
+    Rejection,
+    SourceRecord,
+    bounded_lines,
+    json_objects,
+    read_whole,
+    reason_of,
+)
+from streams.sources.redact import keyed_hash, mail_headers
 
 SOURCE = "mail"
 EARLIEST = datetime(1980, 1, 1, tzinfo=UTC)
@@ -38,40 +51,61 @@ def normalised_subject(subject: str) -> str:
 
 
 def subject_hash(subject: str) -> str | None:
-    """What is kept of a subject by default: a hash of its normalised form (``None`` if empty)."""
+    """What is kept of a subject by default: a keyed hash of its normalised form (``None`` if
+    empty; :func:`streams.sources.redact.keyed_hash`)."""
     normalised = normalised_subject(subject)
-    return hashlib.sha256(normalised.encode()).hexdigest()[:32] if normalised else None
+    return keyed_hash(normalised) if normalised else None
 
 
 def _addresses(message: Message, *headers: str) -> list[str]:
     values = [str(v) for h in headers for v in (message.get_all(h) or [])]
     found = []
     for _name, address in getaddresses(values):
-        address = address.strip().strip("<>").strip()
+        address = without_controls(address).strip().strip("<>").strip()
         if address.count("@") == 1 and " " not in address:
             found.append(address)
     return found
 
 
+MAX_ID = 512  # the contract's limit for a Message-ID
+
+
 def _ids(value: str | None) -> list[str]:
-    return re.findall(r"<[^<>\s]+>", value or "")
+    """The ``<ids>`` of a header; one longer than the contract allows is dropped, not the message."""
+    return [i for i in re.findall(r"<[^<>\s]+>", without_controls(value or "")) if len(i) <= MAX_ID]
+
+
+_YEAR = re.compile(r"\b\d{1,2}\s+[A-Za-z]{3,}\s+(\d{3,})\b")
+
+
+def _written_year_differs(date_header: str, sent: datetime) -> bool:
+    """The stdlib reads two-digit years (RFC 5322 obs-year) and so turns ``0001`` into 2001; a year
+    written with four digits must be the year parsed."""
+    match = _YEAR.search(date_header)
+    return bool(match and len(match.group(1)) >= 4 and int(match.group(1)) != sent.year)
 
 
 def parse_message(
-    raw: bytes, origin: str, keep_subject: bool = False, now: datetime | None = None
+    raw: bytes,
+    origin: str,
+    keep_subject: bool = False,
+    now: datetime | None = None,
+    size: int | None = None,
 ) -> SourceRecord | Rejection:
-    """One RFC 5322 message (bytes) → a validated ``raw_email/1`` record, or a rejection."""
+    """One RFC 5322 message (bytes; or only its header block, with the whole message's ``size``)
+    → a validated ``raw_email/1`` record, or a rejection."""
     try:
         message = _PARSER.parsebytes(raw)
     except Exception as exc:  # the stdlib parser raises little, but input is hostile
-        return Rejection(origin, f"unparseable message: {exc}", headers_only(raw))
+        return Rejection(origin, f"unparseable message ({type(exc).__name__})", headers_only(raw))
     try:
-        return _record(message, raw, origin, keep_subject, now or datetime.now(UTC))
+        size = len(raw) if size is None else size
+        return _record(message, size, origin, keep_subject, now or datetime.now(UTC))
     except ContractError as exc:
         return Rejection(origin, str(exc), headers_only(raw))
 
 
-def _record(message: Message, raw: bytes, origin: str, keep_subject: bool, now: datetime) -> SourceRecord:
+def _record(message: Message, size: int, origin: str, keep_subject: bool, now: datetime) -> SourceRecord:
     ids = _ids(str(message.get("Message-ID", "")))
     if not ids:
         raise ContractError("no Message-ID header")
@@ -85,10 +119,12 @@ def _record(message: Message, raw: bytes, origin: str, keep_subject: bool, now: 
     except (TypeError, ValueError, IndexError):
         sent = None
     if sent is None:
-        raise ContractError(f"{message_id}: missing or unreadable Date {date_header!r}")
+        raise ContractError(f"{message_id}: missing or unreadable Date header")
     if sent.tzinfo is None:
         sent = sent.replace(tzinfo=UTC)
-    if not EARLIEST <= sent <= now.replace(year=now.year + 1):
+    if not EARLIEST <= sent <= now.replace(year=now.year + 1) or _written_year_differs(
+        str(date_header), sent
+    ):
         raise ContractError(f"{message_id}: impossible date {sent.isoformat()}")
     subject = str(message.get("Subject", "") or "")
     references = _ids(str(message.get("References", "")))
@@ -106,11 +142,11 @@ def _record(message: Message, raw: bytes, origin: str, keep_subject: bool, now: 
         "thread_id": references[0] if references else None,
         "subject": subject[:1000] if keep_subject else None,
         "subject_hash": subject_hash(subject),
-        "size_bytes": len(raw),
+        "size_bytes": size,
         "has_attachments": "multipart/mixed" in content_type,
         "list_unsubscribe": message.get("List-Unsubscribe") is not None,
-        "auto_submitted": str(message.get("Auto-Submitted")) if message.get("Auto-Submitted") else None,
-        "precedence": str(message.get("Precedence")) if message.get("Precedence") else None,
+        "auto_submitted": _header_text(message, "Auto-Submitted"),
+        "precedence": _header_text(message, "Precedence"),
         **sender_signals(message, senders[0]),
     }
     envelope = make("raw_email/1", message_id, SOURCE, occurred_at, payload)
@@ -149,20 +185,32 @@ def sender_signals(message: Message, sender: str) -> dict[str, Any]:
     return signals
 
 
+def _header_text(message: Message, name: str) -> str | None:
+    value = message.get(name)
+    return without_controls(str(value))[:100] or None if value else None
+
+
 def headers_only(raw: bytes) -> bytes:
-    """What a rejection keeps of a message: the header block without its subject, never the body."""
-    head = raw
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        head, found, _body = raw.partition(separator)
-        if found:
-            break
-    return drop_fields(head[:65536], MAIL_TEXT_FIELDS)
+    """What a rejection keeps of a message: its structural headers, never the body or free text
+    (:func:`streams.sources.redact.mail_headers`)."""
+    return mail_headers(raw)
+
+
+_HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 2.2: printable ASCII but ':'
+
+
+def _header_line(name: str, value: Any) -> str:
+    """One header of a JSON export as a line. A name that is not a header name (a newline in it,
+    a colon) rejects the message; a value keeps only its first line, without control characters,
+    so a CR/LF inside it cannot smuggle in another header (a ``Cc:``)."""
+    if not _HEADER_NAME.match(name):
+        raise ContractError("a header name with characters a header name cannot have")
+    first_line = re.split(r"[\r\n]", str(value), maxsplit=1)[0]
+    return f"{name}: {' '.join(without_controls(first_line.replace(chr(9), ' ')).split())}"
 
 
 def _header_block(headers: Iterable[tuple[str, str]]) -> bytes:
-    lines = [
-        f"{name}: {' '.join(str(value).split())}" for name, value in headers if name and value is not None
-    ]
+    lines = [_header_line(str(name), value) for name, value in headers if name and value is not None]
     return ("\n".join(lines) + "\n\n").encode("utf-8", "replace")
 
 
@@ -175,7 +223,8 @@ def json_message_headers(message: dict[str, Any]) -> tuple[bytes, dict[str, Any]
     """A Gmail metadata or Graph message → a header block and the fields JSON adds."""
     if "payload" in message:  # Gmail API users.messages.get(format=metadata)
         headers = [(h.get("name", ""), h.get("value", "")) for h in message["payload"].get("headers", [])]
-        extra = {"size_bytes": int(message.get("sizeEstimate") or 0), "thread_id": message.get("threadId")}
+        size = bounded(message.get("sizeEstimate") or 0, "sizeEstimate", 0, MAX_SIZE_BYTES)
+        extra = {"size_bytes": int(size), "thread_id": message.get("threadId")}
         return _header_block(headers), extra
     if "internetMessageId" in message or "sentDateTime" in message:  # Microsoft Graph message
         sent = message.get("sentDateTime") or message.get("receivedDateTime")
@@ -212,7 +261,7 @@ def parse_json_messages(
                 raise ContractError("expected a JSON object per message")
             head, extra = json_message_headers(message)
         except (ContractError, ValueError, TypeError, AttributeError) as exc:
-            results.append(Rejection(where, str(exc), b""))
+            results.append(Rejection(where, reason_of(exc, "unreadable JSON message"), b""))
             continue
         parsed = parse_message(head, where, keep_subject)
         if isinstance(parsed, SourceRecord):
@@ -223,7 +272,7 @@ def parse_json_messages(
                     "raw_email/1", parsed.envelope.event_id, SOURCE, parsed.envelope.occurred_at, payload
                 )
             except ContractError as exc:
-                results.append(Rejection(where, str(exc), drop_fields(head, MAIL_TEXT_FIELDS)))
+                results.append(Rejection(where, str(exc), headers_only(head)))
                 continue
             parsed = SourceRecord("email", envelope, envelope.to_bytes())
         results.append(parsed)
@@ -233,6 +282,45 @@ def parse_json_messages(
 def _is_mbox(path: Path) -> bool:
     with path.open("rb") as handle:
         return handle.read(5) == b"From "
+
+
+MAX_HEAD = 1024 * 1024  # bytes of a message's header block read; the body is never read
+_END_OF_HEAD = re.compile(rb"\n\r?\n")
+
+
+def message_head(path: Path) -> tuple[bytes, int]:
+    """The header block of a message file (at most :data:`MAX_HEAD` bytes) and the file's size:
+    a 200 MB message costs 1 MB of memory, not the 2.2 GB reading and parsing it whole took."""
+    head = b""
+    with path.open("rb") as handle:
+        while len(head) < MAX_HEAD and (chunk := handle.read(64 * 1024)):
+            head += chunk
+            if (end := _END_OF_HEAD.search(head)) is not None:
+                return head[: end.end()], path.stat().st_size
+    return head[:MAX_HEAD], path.stat().st_size
+
+
+def mbox_heads(path: Path) -> Iterator[tuple[bytes, int]]:
+    """Each message of an mbox file as its header block and its size, read line by line with at
+    most :data:`MAX_HEAD` bytes of a line in memory (the stdlib's mailbox reads every message,
+    and its longest line, whole)."""
+    head: list[bytes] = []
+    in_head, start, started = False, 0, False
+    with path.open("rb") as handle:
+        for line in bounded_lines(handle, MAX_HEAD):
+            end = handle.tell()
+            if line is not None and line.startswith(b"From "):
+                if started:
+                    yield b"".join(head), end - len(line) - start
+                head, in_head, start, started = [], True, end, True
+                continue
+            if in_head:
+                if line is None or not line.strip() or sum(map(len, head)) > MAX_HEAD:
+                    in_head = False
+                else:
+                    head.append(line)
+        if started:
+            yield b"".join(head), handle.tell() - start
 
 
 def read_mail(paths: Iterable[Path], keep_subject: bool = False) -> Iterator[SourceRecord | Rejection]:
@@ -246,9 +334,14 @@ def read_mail(paths: Iterable[Path], keep_subject: bool = False) -> Iterator[Sou
             raise FileNotFoundError(f"{path}: no such file or folder")
         for file in files:
             if file.suffix.lower() == ".json":
-                yield from parse_json_messages(file.read_bytes(), str(file), keep_subject)
+                raw = read_whole(file, "JSON export")
+                if isinstance(raw, Rejection):
+                    yield raw
+                else:
+                    yield from parse_json_messages(raw, str(file), keep_subject)
             elif _is_mbox(file):
-                for n, message in enumerate(mailbox.mbox(file, create=False)):
-                    yield parse_message(message.as_bytes(), f"{file}#{n}", keep_subject)
+                for n, (head, size) in enumerate(mbox_heads(file)):
+                    yield parse_message(head, f"{file}#{n}", keep_subject, size=size)
             else:
-                yield parse_message(file.read_bytes(), str(file), keep_subject)
+                head, size = message_head(file)
+                yield parse_message(head, str(file), keep_subject, size=size)

@@ -42,12 +42,42 @@ def is_crm(path: Path) -> bool:
     return any(path.glob("*.csv")) or any(is_change_file(p) for p in path.iterdir() if p.is_file())
 
 
+def is_calendar_json(path: Path) -> bool:
+    """Graph (``iCalUId``) or Google (``iCalUID``) calendar events, sniffed from the file's start."""
+    with path.open("rb") as handle:
+        head = handle.read(65536)
+    return b'"iCalUId"' in head or b'"iCalUID"' in head or b'"calendar#event' in head
+
+
+def file_kind(path: Path) -> str:
+    """What one file holds, from its type: ``calendar``, ``crm`` or ``email``."""
+    suffix = path.suffix.lower()
+    if suffix == ".ics" or (suffix == ".json" and is_calendar_json(path)):
+        return "calendar"
+    if suffix == ".csv" or is_change_file(path):
+        return "crm"
+    return "email"
+
+
 def _read_files(path: Path, keep_subject: bool, kind: str | None) -> Iterator[SourceRecord | Rejection]:
+    """One path; a folder without a given ``kind`` is read file by file, each by its own type (a
+    folder of .eml files and one .ics reads both: before, the .ics made it a calendar folder)."""
+    if kind is None and path.is_dir():
+        return _read_folder(path, keep_subject)
     if kind == "calendar" or (kind is None and is_calendar(path)):
         return read_calendars(path)
     if kind == "crm" or (kind is None and is_crm(path)):
         return read_crm(path)  # the change feeds among them are read by read_sources, together
     return read_mail([path], keep_subject)
+
+
+def _read_folder(folder: Path, keep_subject: bool) -> Iterator[SourceRecord | Rejection]:
+    for file in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        if file.parent != folder and is_change_file(file):
+            # read_sources folds the change feeds at the top of a folder; deeper ones are read alone
+            yield from parse_changes([(file.read_bytes(), str(file))])
+        else:
+            yield from _read_files(file, keep_subject, file_kind(file))
 
 
 def _by_time(items: Iterable[SourceRecord | Rejection]) -> Iterator[SourceRecord | Rejection]:

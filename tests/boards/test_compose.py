@@ -70,3 +70,66 @@ def test_credentials_come_from_the_environment_and_are_documented():
         for key, value in (service.get("environment") or {}).items():
             if "PASSWORD" in key:
                 assert str(value).startswith("${"), f"{name}: {key} is written into docker-compose.yml"
+
+
+# --- production defaults (issue 18, row 14) ------------------------------------------------------
+
+
+def resolved(value: str) -> str:
+    """``${NAME:-default}`` references replaced by their defaults, as compose does when unset."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+
+
+def test_every_published_port_binds_localhost_unless_opted_in():
+    published = [(name, str(p)) for name, s in SERVICES.items() for p in s.get("ports", [])]
+    assert {name for name, _ in published} == {"kafka", "clickhouse", "grafana"}
+    for name, port in published:
+        assert port.startswith("${RAPPORT_PUBLISH_ADDRESS:-127.0.0.1}:"), f"{name} publishes {port}"
+        host, _container = resolved(port).rsplit(":", 1)[0].split(":")
+        assert host == "127.0.0.1"
+
+
+def test_kafka_is_documented_internal_only():
+    listeners = SERVICES["kafka"]["environment"]["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+    unauthenticated = "PLAINTEXT" in listeners and "SASL" not in listeners
+    text = (REPO / "docker-compose.yml").read_text() + (REPO / "README.md").read_text()
+    assert unauthenticated and text.count("INTERNAL-ONLY") >= 2, "say where Kafka may be reached"
+    assert "grafana" not in {n for n, s in SERVICES.items() if "pipeline" in s.get("networks", [])}
+
+
+def test_images_and_the_plugin_are_pinned_and_the_image_runs_as_a_user():
+    for name, service in SERVICES.items():
+        if "image" in service:
+            assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+(\.\d+)?", service["image"]), (
+                f"{name}: {service['image']}"
+            )
+    dockerfile = (REPO / "Dockerfile").read_text()
+    (base,) = re.findall(r"^FROM (\S+)", dockerfile, re.M)
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base), base
+    users = re.findall(r"^USER (\S+)", dockerfile, re.M)
+    assert users and users[-1] not in ("root", "0"), "the image must not run as root"
+    assert re.fullmatch(
+        r"grafana-clickhouse-datasource \d+\.\d+\.\d+",
+        SERVICES["grafana"]["environment"]["GF_INSTALL_PLUGINS"],
+    )
+
+
+def test_the_grafana_user_is_bounded_and_reachable_from_grafana_only():
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(REPO / "dashboards/clickhouse/users.d/grafana_reader.xml").getroot()
+    user = root.find(f"users/{provisioning.READER_USER}")
+    assert user is not None
+    networks = [(n.tag, n.text) for n in user.find("networks") or []]
+    assert networks == [("host", "grafana")] and "grafana" in SERVICES
+    assert set(SERVICES["grafana"]["networks"]) <= set(SERVICES["clickhouse"]["networks"])
+    profile = root.find(f"profiles/{user.findtext('profile')}")
+    assert profile is not None and profile.findtext("readonly") == "1"
+    limit = int(profile.findtext("max_execution_time") or 0)
+    ceiling = profile.find("constraints/max_execution_time")
+    assert (
+        0 < limit <= int(ceiling.findtext("max")) <= 300
+        and ceiling.find("changeable_in_readonly") is not None
+    )
+    assert 0 < int(profile.findtext("max_memory_usage") or 0) <= 8_000_000_000
+    assert profile.find("constraints/max_memory_usage/const") is not None

@@ -19,7 +19,8 @@ from streams.identity.resolver import Resolver
 from streams.runtime.stack import Stack
 from streams.runtime.stored_state import unpack
 from streams.sinks.warehouse import WarehouseError, connect
-from streams.sources.reader import read_sources
+from streams.sources.dataset import Rejection
+from streams.sources.reader import Tally, read_sources
 from tests.runtime.live_vs_replay import produce
 from tests.runtime.topics import read_all
 
@@ -71,7 +72,42 @@ def write_inputs(folder: Path) -> list[Path]:
         "ATTENDEE;PARTSTAT=ACCEPTED:mailto:cy@buyer-privacy.com\r\n"
         "END:VEVENT\r\nEND:VCALENDAR\r\n"
     )
-    return [mail, mbox, ics]
+    return [mail, mbox, ics, *write_rejected_inputs(folder / "rejected", start)]
+
+
+def write_rejected_inputs(folder: Path, start: datetime) -> list[Path]:
+    """Inputs that are rejected, each with the token where the attacks of issue 18 (row 2) found
+    private text kept in ``rejected_events``."""
+    folder.mkdir(parents=True)
+    date = start.strftime("%a, %d %b %Y %H:%M:%S +0000")
+    # LF headers, CRLF CRLF before the body, no Message-ID
+    (folder / "mixed-endings.eml").write_bytes(
+        f"From: bob@buyer-privacy.com\nTo: ann@demo-seller.com\nDate: {date}\nSubject: {TOKEN}\r\n\r\n"
+        f"To: {TOKEN}@buyer-privacy.com\nbody {TOKEN}\n".encode()
+    )
+    # no blank line at all: the body follows the headers directly
+    (folder / "no-blank-line.eml").write_text(
+        f"Message-ID: <privacy-nb@buyer-privacy.com>\nFrom: bob@buyer-privacy.com\nDate: never\n"
+        f"Hello Ann, the number is {TOKEN}.\nRegards: {TOKEN}\n"
+    )
+    # attachment names and descriptions on a message with an unreadable date
+    (folder / "attachment.eml").write_text(
+        f"Message-ID: <privacy-att@buyer-privacy.com>\nFrom: bob@buyer-privacy.com\nDate: soon\n"
+        f'Content-Type: application/pdf; name="{TOKEN}.pdf"\nContent-Description: {TOKEN}\n'
+        f'Content-Disposition: attachment; filename="{TOKEN}.pdf"\n\nbody\n'
+    )
+    # an mbox body line starting with "From " splits the body into a message of its own
+    (folder / "inner-from.mbox").write_text(
+        "From MAILER-DAEMON Thu Jan  1 00:00:00 2025\n"
+        + email(90, "bob@buyer-privacy.com", "ann@demo-seller.com", start).replace(f"Date: {date}\n", "")
+        + f"From the desk of Bob: {TOKEN}\nNote: {TOKEN}\n"
+    )
+    # a calendar icalendar cannot read, with a calendar description and the token in its first bytes
+    (folder / "broken.ics").write_text(
+        f"{TOKEN} first line\r\nBEGIN:VCALENDAR\r\nX-WR-CALNAME:{TOKEN}\r\nX-WR-CALDESC:{TOKEN}\r\n"
+        f"BEGIN:VEVENT\r\nUID:privacy-broken\r\nSUMMARY:{TOKEN}\r\nEND:VEVENT\r\n"
+    )
+    return sorted(folder.iterdir())
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +118,9 @@ def live_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         {"RAPPORT_HOME": str(folder / "home"), "RAPPORT_SELLER_DOMAINS": "demo-seller.com"}
     )
     items = list(read_sources(paths))  # subject privacy on: the default
+    tally = Tally()
+    for item in items:
+        tally.note(item, Resolver(settings.seller_domains))
     with Stack(settings) as stack:
         stack.start_workers()
         sent = produce(stack.bootstrap, items, Resolver(settings.seller_domains))
@@ -112,13 +151,25 @@ def live_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "found": found,
         "rows": rows,
         "logs": logs,
+        "summary": orjson.dumps(tally.as_dict()),  # what `rapport ingest --json` prints
     }
 
 
 def test_the_inputs_carry_the_token_and_went_through(live_run: dict[str, Any]) -> None:
     assert all(TOKEN in p.read_text() for p in live_run["paths"][1:])
-    assert live_run["sent"] == len(live_run["items"]) == 5  # four emails and one meeting
+    rejections = [i for i in live_run["items"] if isinstance(i, Rejection)]
+    assert live_run["sent"] == len(live_run["items"]) - len(rejections) == 5  # four emails, one meeting
     assert live_run["rows"]["interactions"] == 5 and live_run["rows"]["account_health"] > 0
+    # every rejected input is a dead letter in the warehouse (ids are stable per original bytes)
+    origins = {Path(r.origin.split("#")[0]).name for r in rejections}
+    assert origins == {p.name for p in live_run["paths"][3:]}
+    assert live_run["rows"]["rejected_events"] == len({r.raw for r in rejections}) >= 4
+
+
+def test_rejections_keep_no_private_text_in_their_reasons(live_run: dict[str, Any]) -> None:
+    rejections = [i for i in live_run["items"] if isinstance(i, Rejection)]
+    assert rejections and not [r for r in rejections if TOKEN in r.reason or TOKEN.encode() in r.raw]
+    assert b"rejected" in live_run["summary"] and TOKEN.encode() not in live_run["summary"]
     raw = [value for _, value in live_run["topics"]["raw"]]
     assert len(raw) == 5 and sum(b'"subject_hash":"' in v for v in raw if v) == 4  # subjects kept as hashes
 

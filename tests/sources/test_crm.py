@@ -40,6 +40,40 @@ def test_unknown_layouts_and_bad_bytes_are_rejected_whole() -> None:
     assert isinstance(rejection, Rejection)
 
 
+ACCOUNTS_HEADER = b"account,sector,year_established,revenue,employees,office_location\n"
+
+
+def accounts(n: int) -> list[bytes]:
+    return [f"Company {i},retail,2001,10.5,100,US\n".encode() for i in range(n)]
+
+
+def test_a_huge_field_rejects_its_row_with_its_line_number_and_the_rest_is_read(tmp_path: Path) -> None:
+    rows = accounts(10)
+    rows[3] = b"Huge Co,retail,2001,10.5,100," + b"x" * (200 * 1024) + b"\n"  # over 128 KiB
+    rows[6] = b"Longer Co,retail," + b"y" * (2 * 1024 * 1024) + b"\n"  # over the 1 MiB row limit
+    file = tmp_path / "accounts.csv"
+    file.write_bytes(ACCOUNTS_HEADER + b"".join(rows))
+    results = list(read_sources([file]))
+    rejections = sorted((r.origin, r.reason) for r in results if isinstance(r, Rejection))
+    assert rejections == [
+        (f"{file}:5", "unreadable CSV row: field larger than field limit (131072)"),
+        (f"{file}:8", "row longer than 1,048,576 bytes"),
+    ]
+    names = sorted(r.envelope.payload["name"] for r in results if isinstance(r, SourceRecord))
+    assert names == sorted(f"Company {i}" for i in range(10) if i not in (3, 6))
+
+
+def test_an_unclosed_quote_rejects_its_row_and_the_rows_after_it_are_read() -> None:
+    rows = accounts(12)
+    rows[1] = b'"Quoted, Inc.",retail,2001,10.5,100,"Line one\nline two"\n'  # a legal multi-line row
+    rows[2] = b'"Broken Co,retail,2001,10.5,100,US\n'  # the quote is never closed
+    results = list(parse_csv(ACCOUNTS_HEADER + b"".join(rows), "accounts.csv"))
+    (rejection,) = [r for r in results if isinstance(r, Rejection)]
+    assert rejection.origin == "accounts.csv:5" and "unclosed quote" in rejection.reason
+    names = [r.envelope.payload["name"] for r in results if isinstance(r, SourceRecord)]
+    assert names == ["Company 0", "Quoted, Inc."] + [f"Company {i}" for i in range(3, 12)]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=2000))
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
