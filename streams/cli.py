@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from streams.config import ConfigError, Settings, redacted
 from streams.runtime.broker import BrokerError
@@ -355,13 +355,14 @@ def reading_warehouse() -> Iterator[Any]:
     """A migrated client for a view; "nothing to show" prints its one line and exits 1."""
     from streams.sinks.warehouse import connect, migrate
     from streams.views.read import ViewError
+    from streams.views.terminal import text
 
     client = connect(Settings.from_env().warehouse_url)
     try:
         migrate(client)  # an empty or older warehouse answers "nothing yet", not a missing table
         yield client
     except ViewError as exc:
-        console.print(f"[red]rapport: {escape(str(exc))}", soft_wrap=True)
+        console.print(Text(f"rapport: {text(str(exc))}", style="red"), soft_wrap=True)
         sys.exit(1)
     finally:
         client.close()
@@ -539,7 +540,7 @@ def review(quarter: str | None, account_id: str | None, every: bool, out: Path, 
             with console.status(f"printing {len(written)} page(s) as PDF with headless Chromium"):
                 printed = print_pdfs(written)
         except ViewError as exc:
-            console.print(f"[red]rapport: {escape(str(exc))}", soft_wrap=True)
+            console.print(Text(f"rapport: {exc}", style="red"), soft_wrap=True)
             sys.exit(1)
         console.print(f"printed {len(printed)} PDF(s) beside them, {printed[0]} first")
 
