@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -55,13 +56,14 @@ def output_format(chosen: str | None, as_json: bool) -> Format:
 
 
 def _min_width(column: Column, values: list[str]) -> int:
-    """The narrowest a column can be: its longest value when whole, else its longest word."""
-    words = [len(w) for v in [column.header, *values] for w in (v.split() if not column.whole else [v])]
+    """The narrowest a column can be: its longest value when whole, else its longest word (in
+    terminal cells: a CJK letter takes two)."""
+    words = [cell_len(w) for v in [column.header, *values] for w in (v.split() if not column.whole else [v])]
     return max(words, default=1)
 
 
 def _max_width(column: Column, values: list[str]) -> int:
-    return max((len(v) for v in [column.header, *values]), default=1)
+    return max((cell_len(v) for v in [column.header, *values]), default=1)
 
 
 BORDER = 3  # border and padding per column; one more closes the table
@@ -129,7 +131,7 @@ class Output:
             out = self.console.file
             if self._tables:
                 out.write("\n")
-            out.write("\t".join(c.header for c in columns) + "\n")
+            out.write("\t".join(text(c.header) for c in columns) + "\n")
             out.writelines("\t".join(row) + "\n" for row in cleaned)
             self._tables += 1
             return
@@ -142,11 +144,15 @@ class Output:
         for i, w in zip(shown, widths, strict=True):
             c = columns[i]
             table.add_column(
-                c.header, justify="right" if c.right else "left", width=w, no_wrap=c.whole, overflow="fold"
+                Text(text(c.header)),
+                justify="right" if c.right else "left",
+                width=w,
+                no_wrap=c.whole,
+                overflow="fold",
             )
         for row in cleaned:
             table.add_row(*(Text(row[i]) for i in shown))
-        dropped = [columns[i].header for i in range(len(columns)) if i not in shown]
+        dropped = [text(columns[i].header) for i in range(len(columns)) if i not in shown]
         self.console.print(table, width=width if self.wide else None)
         if dropped:
             self.console.print(
