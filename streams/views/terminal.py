@@ -153,7 +153,12 @@ class Output:
         for row in cleaned:
             table.add_row(*(Text(row[i]) for i in shown))
         dropped = [text(columns[i].header) for i in range(len(columns)) if i not in shown]
-        self.console.print(table, width=width if self.wide else None)
+        if self.wide:  # rich never draws wider than its console: widen it for this table
+            narrow, self.console.width = self.console.width, sum(widths) + BORDER * len(shown) + 1
+            self.console.print(table)
+            self.console.width = narrow
+        else:
+            self.console.print(table)
         if dropped:
             self.console.print(
                 Text(
