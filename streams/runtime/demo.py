@@ -208,8 +208,9 @@ def next_steps(settings: Settings, client: Client) -> Text:
         "Next, try:\n"
         f"  {rapport} accounts --at-risk\n"
         f"  {rapport} explain account {shlex.quote(worst[0][0] if worst else 'ID')}\n"
-        f"  {rapport} review --all --out {shlex.quote(str(reviews))} --pdf\n"
-        f"Review pages would go to {reviews} (open index.html). Logs: {settings.home / 'demo.log'}"
+        f"  {rapport} review --all --out {shlex.quote(str(reviews))}\n"
+        f"Review pages would go to {reviews} (open index.html; add --pdf for a PDF of each, "
+        f"about 2 s a page). Logs: {settings.home / 'demo.log'}"
     )
 
 

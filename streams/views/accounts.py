@@ -96,15 +96,15 @@ def render_accounts(accounts: list[dict[str, Any]], out: Output) -> None:
     out.table(
         [
             Column("account", whole=True),
-            Column("name", drop=2),
-            Column("owner", drop=4),
+            Column("name", drop=3),
+            Column("owner", drop=2),
             Column("health", right=True),
             Column("tier"),
             Column("trend", right=True, drop=5),
-            Column("depth", right=True, drop=3),
+            Column("depth", right=True, drop=4),
             Column("engaged", right=True, drop=6),
             Column("last touch", drop=7),
-            Column("open alerts", right=True, drop=1),
+            Column("alerts", right=True, drop=1),
         ],
         [
             [
