@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -211,6 +212,17 @@ def test_after_rapport_demo_review_all_writes_the_index_and_a_rendered_page_per_
     run = Rapport(tmp_path / "home")
     demo = run("demo", "--accounts", "5", "--seed", "3")
     assert demo.returncode == 0, demo.stderr[-2000:]
+    # it hands over: three commands with the real path to `rapport`, each of which works as printed
+    after = demo.stderr.split("Next, try:\n", 1)[1].splitlines()
+    commands = [line.strip() for line in after[:3]]
+    assert [c.split()[2] for c in commands] == ["accounts", "explain", "review"]
+    assert all(Path(shlex.split(c)[1]).is_file() for c in commands)  # RAPPORT_HOME=… /path/rapport …
+    assert f"Review pages would go to {tmp_path / 'home' / 'reviews'}" in demo.stderr
+    assert "WARNING" not in demo.stderr and "blocking the event loop" not in demo.stderr
+    assert (tmp_path / "home" / "demo.log").exists()
+    for command in commands[:2]:
+        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.strip(), (command, done.stderr)
     out = tmp_path / "review"
     done = run("review", "--all", "--out", str(out))
     assert done.returncode == 0, done.stderr
