@@ -44,6 +44,17 @@ def account_explanation(client: Any, account_id: str, since: date | None = None)
         {"a": account_id},
     )
     if not latest:
+        crm = rows(
+            client,
+            "SELECT name, owner FROM rapport.accounts FINAL WHERE account_id = {a:String}",
+            {"a": account_id},
+        )
+        if crm:
+            raise ViewError(
+                f"{crm[0]['name'] or account_id} ({account_id}) is a CRM account with no engagement "
+                f"yet (owner {crm[0]['owner'] or 'none'}): nothing has been scored; it is listed by "
+                "`rapport accounts --tier no_engagement`"
+            )
         raise ViewError(
             f"no health scores for account {account_id!r}; list account ids with `rapport accounts`"
         )

@@ -342,6 +342,8 @@ def test_crm_accounts_without_engagement_are_listed_with_their_owner(rapport: Ra
     assert table.count("no engagement") == len(UNENGAGED)
     assert "\x1b" not in table and "[bold]Markup[/] <[/]@acme.com> Ltd" in table  # literally
     assert "Quiet Red Corp" in table  # the escape codes stripped, the words kept
+    quiet = rapport("explain", "account", "plain unengaged inc")
+    assert quiet.returncode == 1 and "CRM account with no engagement yet (owner Dana Owner)" in quiet.stderr
     dana = json.loads(rapport("accounts", "--seller", "dana owner", "--json").stdout)
     assert {a["name"] for a in dana} == {"Quiet \x1b[31mRed\x1b[0m Corp", "Plain Unengaged Inc"}
 
