@@ -60,6 +60,10 @@ def rapport(tmp_path_factory: pytest.TempPathFactory) -> Rapport:
     folder = tmp_path_factory.mktemp("views-dataset")
     events, labels = generate(8, seed=5, start=datetime(2025, 6, 1, tzinfo=UTC), days=140)
     write_dataset(folder, events, labels)
+    mail = folder / "email.jsonl"  # the last email gets the Message-ID that broke `explain account`
+    lines = mail.read_text().splitlines()
+    lines[-1] = lines[-1].replace(json.loads(lines[-1])["event_id"], HOSTILE_ID)
+    mail.write_text("\n".join(lines) + "\n")
     run = Rapport(tmp_path_factory.mktemp("views-home"))
     replayed = run("replay", str(folder))
     assert replayed.returncode == 0, replayed.stderr
@@ -73,6 +77,8 @@ def rapport(tmp_path_factory: pytest.TempPathFactory) -> Rapport:
     assert loaded.returncode == 0, loaded.stderr
     return run
 
+
+HOSTILE_ID = "<[/]@acme.com>"
 
 # CRM accounts nobody has written to, with names that would break a terminal.
 UNENGAGED = {
@@ -346,6 +352,25 @@ def test_crm_accounts_without_engagement_are_listed_with_their_owner(rapport: Ra
     assert quiet.returncode == 1 and "CRM account with no engagement yet (owner Dana Owner)" in quiet.stderr
     dana = json.loads(rapport("accounts", "--seller", "dana owner", "--json").stdout)
     assert {a["name"] for a in dana} == {"Quiet \x1b[31mRed\x1b[0m Corp", "Plain Unengaged Inc"}
+
+
+def test_a_message_id_made_of_markup_prints_literally(rapport: Rapport) -> None:
+    (row,) = rapport.sql(
+        f"SELECT account_id FROM rapport.interactions FINAL WHERE source_event_id = '{HOSTILE_ID}'"
+    )
+    for fmt in ("table", "tsv"):
+        explained = rapport("explain", "account", row["account_id"], "--format", fmt)
+        assert explained.returncode == 0 and "MarkupError" not in explained.stderr, explained.stderr
+        shown = rapport(
+            "warehouse",
+            "query",
+            f"SELECT source_event_id FROM rapport.interactions FINAL WHERE source_event_id = '{HOSTILE_ID}'",
+            "--format",
+            fmt,
+        )
+        assert shown.returncode == 0 and HOSTILE_ID in shown.stdout, shown.stderr
+    raw = json.loads(rapport("explain", "account", row["account_id"], "--json").stdout)
+    assert HOSTILE_ID in {e["source_event_id"] for e in raw["evidence"]}
 
 
 def test_ids_stay_whole_at_80_columns_and_when_piped(rapport: Rapport) -> None:
