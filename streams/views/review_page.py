@@ -353,7 +353,7 @@ def index_page(quarter: str, lines: list[dict[str, Any]], owner: str | None = No
         f'<tr><td><a href="{_text(page_name(p["account_id"]))}">'
         f"{_text(p['name'] or p['account_id'])}</a></td>"
         f'<td class="tag">{_text(p["account_id"])}</td>'
-        f'<td><a href="{_text(owner_page_name(p.get("owner", "")))}">'
+        f'<td class="tag"><a href="{_text(owner_page_name(p.get("owner", "")))}">'
         f"{_text(p.get('owner') or 'none')}</a></td>"
         f"<td>{_text(p.get('team') or '')}</td>"
         f'<td class="num">{p["score"]:.0f}</td><td class="tag">{_text(label(p["tier"], TIER_LABELS))}</td>'
