@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 from rich.console import Console
+from rich.text import Text
 
 from streams.config import ConfigError, Settings, redact_logs, redacted
 from streams.runtime.broker import BrokerError
@@ -312,6 +313,28 @@ def forget(email: str, as_json: bool) -> None:
         console.print(report)
 
 
+def view_output_options(func: F) -> F:
+    """``--format``, ``--json`` (an alias of ``--format json``) and ``--wide`` of every view."""
+    func = click.option(
+        "--wide", is_flag=True, help="Show every column at its full width (no wrapping, none dropped)."
+    )(func)
+    func = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(func)
+    return click.option(  # type: ignore[no-any-return]
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "tsv", "json"]),
+        help="table on a terminal, tsv when piped [default]; json keeps the raw keys.",
+    )(func)
+
+
+def view_output(fmt: str | None, as_json: bool, wide: bool) -> Any:
+    """The printer of a view, or None when it prints JSON."""
+    from streams.views.terminal import Output, output_format
+
+    chosen = output_format(fmt, as_json)
+    return None if chosen == "json" else Output(chosen, wide)
+
+
 @main.group()
 def warehouse() -> None:
     """The ClickHouse warehouse (chDB by default)."""
@@ -353,23 +376,20 @@ def warehouse_check(as_json: bool) -> None:
 
 @warehouse.command("query")
 @click.argument("sql")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
+@view_output_options
 @friendly_errors
-def warehouse_query(sql: str, as_json: bool) -> None:
-    """Run one SQL query against the warehouse and print the rows."""
-    from rich.table import Table
-
+def warehouse_query(sql: str, fmt: str | None, as_json: bool, wide: bool) -> None:
+    """Run one SQL query against the warehouse and print the rows (--json: one object per row)."""
     from streams.sinks.warehouse import connect
+    from streams.views.terminal import Column
 
     result = connect(Settings.from_env().warehouse_url).query(sql)
-    if as_json:
+    out = view_output(fmt, as_json, wide)
+    if out is None:
         for row in result.result_rows:
             click.echo(orjson.dumps(dict(zip(result.column_names, row, strict=True)), default=str).decode())
         return
-    table = Table(*result.column_names)
-    for row in result.result_rows:
-        table.add_row(*(str(v) for v in row))
-    Console().print(table)
+    out.table([Column(name) for name in result.column_names], result.result_rows)
 
 
 @main.group()
@@ -380,23 +400,22 @@ def explain() -> None:
 @contextmanager
 def reading_warehouse() -> Iterator[Any]:
     """A migrated client for a view; "nothing to show" prints its one line and exits 1."""
-    from rich.markup import escape
-
     from streams.sinks.warehouse import connect, migrate
     from streams.views.read import ViewError
+    from streams.views.terminal import text
 
     client = connect(Settings.from_env().warehouse_url)
     try:
         migrate(client)  # an empty or older warehouse answers "nothing yet", not a missing table
         yield client
     except ViewError as exc:
-        console.print(f"[red]rapport: {escape(str(exc))}", soft_wrap=True)
+        console.print(Text(f"rapport: {text(str(exc))}", style="red"), soft_wrap=True)
         sys.exit(1)
     finally:
         client.close()
 
 
-def _explain(kind: str, key: str, since: datetime | None, as_json: bool) -> None:
+def _explain(kind: str, key: str, since: datetime | None, fmt: str | None, as_json: bool, wide: bool) -> None:
     from streams.views.explain import account_explanation, meeting_explanation, render_account, render_meeting
 
     with reading_warehouse() as client:
@@ -404,100 +423,130 @@ def _explain(kind: str, key: str, since: datetime | None, as_json: bool) -> None
             view = account_explanation(client, key, since.date() if since else None)
         else:
             view = meeting_explanation(client, key)
-    if as_json:
+    out = view_output(fmt, as_json, wide)
+    if out is None:
         click.echo(orjson.dumps(view, default=str).decode())
     elif kind == "account":
-        render_account(view, Console())
+        render_account(view, out)
     else:
-        render_meeting(view, Console())
+        render_meeting(view, out)
 
 
 @explain.command("account")
-@click.argument("account_id")
+@click.argument("account")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Also say what moved since DATE.")
-@click.option("--json", "as_json", is_flag=True, help="Print the explanation as one JSON object.")
+@view_output_options
 @friendly_errors
-def explain_account(account_id: str, since: datetime | None, as_json: bool) -> None:
-    """Signals, contributions, evidence and alerts behind an account's health."""
-    _explain("account", account_id, since, as_json)
+def explain_account(account: str, since: datetime | None, fmt: str | None, as_json: bool, wide: bool) -> None:
+    """Signals, contributions, evidence and alerts behind an account's health.
+
+    ACCOUNT is an id, a unique id prefix, a domain or a name (any case)."""
+    _explain("account", account, since, fmt, as_json, wide)
 
 
 @explain.command("meeting")
 @click.argument("meeting_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the explanation as one JSON object.")
+@view_output_options
 @friendly_errors
-def explain_meeting(meeting_id: str, as_json: bool) -> None:
-    """Which preparation signals a meeting had, and which it lacked."""
-    _explain("meeting", meeting_id, None, as_json)
+def explain_meeting(meeting_id: str, fmt: str | None, as_json: bool, wide: bool) -> None:
+    """Which preparation signals a meeting had, and which it lacked (a unique id prefix will do)."""
+    _explain("meeting", meeting_id, None, fmt, as_json, wide)
 
 
 SORT_KEYS = ("health", "trend", "depth", "engaged", "last-touch", "alerts", "account")
 
 
 @main.command()
-@click.option("--tier", multiple=True, type=click.Choice(["healthy", "watch", "at_risk", "disengaged"]))
-@click.option("--at-risk", is_flag=True, help="Only tier at_risk or disengaged, or with an open alert.")
-@click.option("--seller", metavar="EMAIL", help="Only accounts this seller owns or is in touch with.")
+@click.option(
+    "--tier", multiple=True, type=click.Choice(["healthy", "watch", "at_risk", "disengaged", "no_engagement"])
+)
+@click.option("--at-risk", is_flag=True, help="Only tier at risk or disengaged.")
+@click.option("--alerting", is_flag=True, help="Only accounts with an open alert.")
+@click.option("--seller", metavar="SELLER", help="Only accounts this seller owns or is in touch with.")
 @click.option("--sort", type=click.Choice(SORT_KEYS), default="health", show_default=True)
 @click.option("--reverse", is_flag=True, help="Reverse the sort order.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most N accounts.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@view_output_options
 @friendly_errors
 def accounts(
     tier: tuple[str, ...],
     at_risk: bool,
+    alerting: bool,
     seller: str | None,
     sort: str,
     reverse: bool,
     limit: int | None,
+    fmt: str | None,
     as_json: bool,
+    wide: bool,
 ) -> None:
     """Accounts with health, tier, 30-day trend, depth, engaged contacts, last touch, open alerts
-    (worst health first)."""
+    (worst health first; CRM accounts without engagement first of all)."""
     from streams.views.accounts import account_list, render_accounts
 
     with reading_warehouse() as client:
-        found = account_list(client, tier, at_risk, seller, sort, reverse, limit)
-    if as_json:
+        found = account_list(client, tier, at_risk, seller, sort, reverse, limit, alerting)
+    out = view_output(fmt, as_json, wide)
+    if out is None:
         click.echo(orjson.dumps(found).decode())
     else:
-        render_accounts(found, Console())
+        render_accounts(found, out)
 
 
 @main.command()
-@click.argument("account_id")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.argument("account")
+@view_output_options
 @friendly_errors
-def account(account_id: str, as_json: bool) -> None:
+def account(account: str, fmt: str | None, as_json: bool, wide: bool) -> None:
     """One account: scores with explanations, contacts by seniority × function, recent meetings
-    with preparedness, recent value moments, alerts."""
+    with preparedness, recent value moments, alerts.
+
+    ACCOUNT is an id, a unique id prefix, a domain or a name (any case)."""
     from streams.views.accounts import account_detail, render_account_detail
 
     with reading_warehouse() as client:
-        view = account_detail(client, account_id)
-    if as_json:
+        view = account_detail(client, account)
+    out = view_output(fmt, as_json, wide)
+    if out is None:
         click.echo(orjson.dumps(view).decode())
     else:
-        render_account_detail(view, Console())
+        render_account_detail(view, out)
 
 
 @main.command()
 @click.option(
     "--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only alerts raised on or after DATE."
 )
+@click.option("--open", "open_only", is_flag=True, help="Only alerts still open.")
+@click.option(
+    "--kind", "kinds", multiple=True, metavar="KIND", help="Only this kind (repeatable), e.g. contact_silent."
+)
+@click.option("--account", metavar="ACCOUNT", help="Only this account (id, id prefix, domain or name).")
+@click.option("--owner", metavar="OWNER", help="Only accounts this CRM owner owns.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most N alerts.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@view_output_options
 @friendly_errors
-def alerts(since: datetime | None, limit: int | None, as_json: bool) -> None:
+def alerts(
+    since: datetime | None,
+    open_only: bool,
+    kinds: tuple[str, ...],
+    account: str | None,
+    owner: str | None,
+    limit: int | None,
+    fmt: str | None,
+    as_json: bool,
+    wide: bool,
+) -> None:
     """Alerts, newest first, with their reasons and how they ended."""
     from streams.views.alerts import alert_list, render_alerts
 
     with reading_warehouse() as client:
-        found = alert_list(client, since.date() if since else None, limit)
-    if as_json:
+        found = alert_list(client, since.date() if since else None, limit, open_only, kinds, account, owner)
+    out = view_output(fmt, as_json, wide)
+    if out is None:
         click.echo(orjson.dumps(found).decode())
     else:
-        render_alerts(found, Console())
+        render_alerts(found, out)
 
 
 @main.command()
@@ -507,9 +556,13 @@ def alerts(since: datetime | None, limit: int | None, as_json: bool) -> None:
 @click.option("--account", "account_id", metavar="ID", help="Review this account.")
 @click.option("--all", "every", is_flag=True, help="Review every account scored in the quarter.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--pdf", is_flag=True, help="Also print every page as PDF (headless Chromium).")
 @friendly_errors
-def review(quarter: str | None, account_id: str | None, every: bool, out: Path) -> None:
-    """Write quarterly relationship reviews: one offline HTML page per account plus index.html."""
+def review(quarter: str | None, account_id: str | None, every: bool, out: Path, pdf: bool) -> None:
+    """Write quarterly relationship reviews: one offline HTML page per account, one per owner,
+    and index.html (with --pdf, each also as a PDF beside it).
+
+    ACCOUNT may be an id, a unique id prefix, a domain or a name (any case)."""
     from streams.views.review import Quarter, account_review, default_quarter, portfolio, reviewed_accounts
     from streams.views.review_page import write_review
 
@@ -525,7 +578,18 @@ def review(quarter: str | None, account_id: str | None, every: bool, out: Path) 
         with console.status(f"reviewing {len(accounts)} account(s) for {chosen}"):
             reviews = [account_review(client, a, chosen) for a in accounts]
     written = write_review(out, str(chosen), reviews, portfolio(reviews))
-    console.print(f"wrote {len(written) - 1} review page(s) for {chosen} and {written[0]}")
+    console.print(f"wrote {len(reviews)} review page(s) for {chosen}, one per owner, and {written[0]}")
+    if pdf:
+        from streams.views.pdf import print_pdfs
+        from streams.views.read import ViewError
+
+        try:
+            with console.status(f"printing {len(written)} page(s) as PDF with headless Chromium"):
+                printed = print_pdfs(written)
+        except ViewError as exc:
+            console.print(Text(f"rapport: {exc}", style="red"), soft_wrap=True)
+            sys.exit(1)
+        console.print(f"printed {len(printed)} PDF(s) beside them, {printed[0]} first")
 
 
 from streams.boards.commands import boards  # noqa: E402  (the `boards` group lives with the boards)

@@ -75,7 +75,11 @@ def test_explain_account_and_meeting_after_a_replay(small_dataset: Path, tmp_pat
         view["account_id"] == row["account_id"] and view["signals"] and view["since"]["date"] == "2025-08-01"
     )
     meeting = rapport("explain", "meeting", row["meeting_id"])
-    assert meeting.returncode == 0 and "preparedness" in meeting.stdout and "lead_time" in meeting.stdout
+    assert (
+        meeting.returncode == 0
+        and "preparedness" in meeting.stdout
+        and "invited in good time" in meeting.stdout
+    )
     missing = rapport("explain", "account", "no-such-account.example")
     assert missing.returncode == 1
     assert "no health scores for account 'no-such-account.example'" in missing.stderr

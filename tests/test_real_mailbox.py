@@ -110,6 +110,7 @@ def test_explain_works_for_the_top_accounts_and_none_is_an_automated_sender(ware
     from rich.console import Console
 
     from streams.views.explain import account_explanation, render_account
+    from streams.views.terminal import Output
 
     top = [
         a
@@ -134,5 +135,5 @@ def test_explain_works_for_the_top_accounts_and_none_is_an_automated_sender(ware
         assert 0 <= view["score"] <= 100 and view["signals"]
         assert view["evidence"], f"{account}: the explanation cites the interactions behind it"
         out = StringIO()
-        render_account(view, Console(file=out, width=120))
-        assert account in out.getvalue() and "engaged_contacts" in out.getvalue()
+        render_account(view, Output("table", console=Console(file=out, width=120)))
+        assert account in out.getvalue() and "buyers in two-way contact" in out.getvalue()

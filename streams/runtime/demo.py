@@ -7,15 +7,21 @@ interaction exactly once and prints what it found.
 
 from __future__ import annotations
 
+import logging
+import os
+import shlex
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from streams.config import TOPIC_DEADLETTER, Settings, redacted
+from streams.config import TOPIC_DEADLETTER, Settings
 from streams.contracts import ContractError
 from streams.identity.resolver import Resolver
 from streams.runtime.producer import EventProducer
@@ -138,6 +144,7 @@ def run_demo(settings: Settings, accounts: int, seed: int, console: Console) -> 
         console.print(
             f"[yellow]RAPPORT_KAFKA_BOOTSTRAP={settings.kafka_bootstrap}: the demo uses that broker"
         )
+    log_to_file(settings.home / "demo.log")
     folder = settings.home / "demo-data"
     with console.status(f"generating {accounts} accounts (seed {seed})"):
         events, labels = generate(accounts, seed)
@@ -171,11 +178,51 @@ def run_demo(settings: Settings, accounts: int, seed: int, console: Console) -> 
         )
         return 1
     console.print(f"[green]all {wanted:,} produced interactions are in the warehouse exactly once.")
-    console.print(
-        f"Warehouse: {redacted(settings.warehouse_url)}\n"
-        'Query it:  rapport warehouse query "SELECT tier, count() FROM (SELECT account_id, '
-        "argMax(tier, (as_of, version)) AS tier FROM rapport.account_health FINAL GROUP BY account_id) "
-        'GROUP BY tier"\n'
-        f'Or in Python: clickhouse_connect.get_client(dsn="{redacted(settings.warehouse_url)}")'
-    )
+    console.print(next_steps(settings, client), highlight=False, soft_wrap=True)
     return 0
+
+
+def rapport_command(home: Path) -> str:
+    """How to run `rapport` again from this shell: the script running now, else the one in this
+    Python's bin folder, else ``python -m streams``; with RAPPORT_HOME when it was set."""
+    script = Path(sys.argv[0])
+    if script.name == "rapport" and script.exists():
+        command = shlex.quote(str(script.absolute()))
+    elif (Path(sys.executable).parent / "rapport").exists():
+        command = shlex.quote(str(Path(sys.executable).parent / "rapport"))
+    else:
+        command = f"{shlex.quote(sys.executable)} -m streams"
+    if "RAPPORT_HOME" in os.environ:
+        command = f"RAPPORT_HOME={shlex.quote(str(home))} {command}"
+    return command
+
+
+def next_steps(settings: Settings, client: Client) -> Text:
+    """The three commands to run next, on the account in the worst shape, and where reviews go."""
+    worst = client.query(
+        "SELECT account_id FROM rapport.account_health FINAL ORDER BY as_of DESC, score, account_id LIMIT 1"
+    ).result_rows
+    rapport = rapport_command(settings.home)
+    reviews = settings.home / "reviews"
+    return Text(
+        "Next, try:\n"
+        f"  {rapport} accounts --at-risk\n"
+        f"  {rapport} explain account {shlex.quote(worst[0][0] if worst else 'ID')}\n"
+        f"  {rapport} review --all --out {shlex.quote(str(reviews))}\n"
+        f"Review pages would go to {reviews} (open index.html; add --pdf for a PDF of each, "
+        f"about 2 s a page). Logs: {settings.home / 'demo.log'}"
+    )
+
+
+def log_to_file(path: Path) -> None:
+    """Third-party log records and warnings (kafka-python's "blocking the event loop", …) go to
+    ``path``, not the console the demo draws its progress on."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    logging.captureWarnings(True)

@@ -8,8 +8,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from rich.text import Text
-
 
 class ViewError(LookupError):
     """Nothing to show; the message says what to do instead."""
@@ -33,6 +31,38 @@ def scored_days(client: Any) -> tuple[date, date]:
     return found[0]["first"], found[0]["last"]
 
 
+def find_account(client: Any, key: str) -> str:
+    """The account id ``key`` names: the id itself, or (case-insensitive) a unique id prefix, a
+    domain of the account, or its name (whole, else a unique part of it). Ambiguous keys list
+    the candidates; unknown ones say how to list ids."""
+    known = rows(
+        client,
+        "SELECT account_id, any(name) AS name, any(domains) AS domains FROM ("
+        "SELECT account_id, name, domains FROM rapport.accounts FINAL UNION ALL "
+        "SELECT DISTINCT account_id, '' AS name, [] AS domains FROM rapport.account_health) "
+        "GROUP BY account_id ORDER BY account_id",
+    )
+    if any(a["account_id"] == key for a in known):
+        return key
+    wanted = key.strip().lower()
+    for rule in (
+        lambda a: a["account_id"].lower() == wanted,
+        lambda a: wanted in (d.lower() for d in a["domains"]) or a["name"].lower() == wanted,
+        lambda a: a["account_id"].lower().startswith(wanted),
+        lambda a: bool(wanted) and wanted in a["name"].lower(),
+    ):
+        matches = [a for a in known if rule(a)]
+        if len(matches) == 1:
+            return str(matches[0]["account_id"])
+        if matches:
+            listed = ", ".join(
+                f"{a['account_id']} ({a['name']})" if a["name"] else a["account_id"] for a in matches[:10]
+            )
+            more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+            raise ViewError(f"{key!r} matches {len(matches)} accounts: {listed}{more}; give more of it")
+    raise ViewError(f"no health scores for account {key!r}; list account ids with `rapport accounts`")
+
+
 def plain(value: Any) -> Any:
     """A JSON-friendly copy: times as ISO strings, the epoch (a DateTime64 default) as None."""
     if isinstance(value, datetime):
@@ -44,8 +74,3 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
-
-
-def cells(*values: Any) -> list[Text]:
-    """Table cells as plain text: names and subjects from real mail may contain rich markup."""
-    return [Text("" if v is None else str(v)) for v in values]

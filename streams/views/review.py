@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from streams.views.read import ViewError, plain, rows, scored_days
+from streams.views.labels import ALERT_KINDS, PREPAREDNESS_SIGNALS, label, top_reason
+from streams.views.read import ViewError, find_account, plain, rows, scored_days
 
 MOMENTS = 5  # top value moments and weakest interactions listed per quarter
 
@@ -70,6 +71,7 @@ def default_quarter(client: Any) -> Quarter:
 def reviewed_accounts(client: Any, quarter: Quarter, account_id: str | None) -> list[str]:
     """Accounts with health rows in the quarter; a clear error when there are none."""
     first, last = scored_days(client)
+    account_id = find_account(client, account_id) if account_id else None
     found = [
         r["account_id"]
         for r in rows(
@@ -101,7 +103,8 @@ def _health(client: Any, account_id: str, start: date, end: date) -> list[dict[s
     return rows(
         client,
         "SELECT as_of, score, tier, depth, engaged_contacts, coverage, top_reason, "
-        "JSONExtract(explanation, 'engaged', 'Array(String)') AS engaged "
+        "JSONExtract(explanation, 'engaged', 'Array(String)') AS engaged, "
+        "JSONExtractRaw(explanation, 'signals') AS signals "
         "FROM rapport.account_health FINAL WHERE account_id = {a:String} AND as_of "
         "BETWEEN {s:Date} AND {e:Date} "
         "ORDER BY as_of",
@@ -150,6 +153,25 @@ def _meetings(client: Any, account_id: str, quarter: Quarter) -> list[dict[str, 
     )
 
 
+# An account's name, its owner (the CRM account's, else its latest opportunity's) and the owner's
+# team from the CRM sellers (matched by name or email).
+OWNER_AND_TEAM = (
+    "SELECT a.name AS name, a.owner AS owner, ifNull(s.team, '') AS team FROM ("
+    "SELECT k.account_id AS account_id, ifNull(c.name, '') AS name, "
+    "if(ifNull(c.owner, '') != '', c.owner, ifNull(op.latest_owner, '')) AS owner FROM "
+    "(SELECT {a:String} AS account_id) AS k "
+    "LEFT JOIN (SELECT account_id, name, owner FROM rapport.accounts FINAL "
+    "WHERE account_id = {a:String}) AS c "
+    "ON c.account_id = k.account_id "
+    "LEFT JOIN (SELECT account_id, argMax(owner, updated_at) AS latest_owner "
+    "FROM rapport.opportunities FINAL "
+    "WHERE account_id = {a:String} AND owner != '' GROUP BY account_id) AS op ON op.account_id = k.account_id"
+    ") AS a LEFT JOIN (SELECT lower(key) AS key, any(team) AS team FROM (SELECT name AS key, team FROM "
+    "rapport.sellers FINAL UNION ALL SELECT email AS key, team FROM rapport.sellers FINAL) "
+    "WHERE key != '' GROUP BY key) AS s ON s.key = lower(a.owner) SETTINGS join_use_nulls = 1"
+)
+
+
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 1) if values else None
 
@@ -157,11 +179,7 @@ def _mean(values: list[float]) -> float | None:
 def account_review(client: Any, account_id: str, quarter: Quarter) -> dict[str, Any]:
     """Everything the review page of one account shows, for ``quarter`` against the one before."""
     before = quarter.previous()
-    named = rows(
-        client,
-        "SELECT name, owner FROM rapport.accounts FINAL WHERE account_id = {a:String}",
-        {"a": account_id},
-    )
+    named = rows(client, OWNER_AND_TEAM, {"a": account_id})
     now = _health(client, account_id, quarter.start, quarter.end)
     then = _health(client, account_id, before.start, before.end)
     if not now:
@@ -190,6 +208,7 @@ def account_review(client: Any, account_id: str, quarter: Quarter) -> dict[str, 
         "account_id": account_id,
         "name": named[0]["name"] if named else "",
         "owner": named[0]["owner"] if named else "",
+        "team": named[0]["team"] if named else "",
         "quarter": str(quarter),
         "previous_quarter": str(before),
         "period": {"start": quarter.start, "end": quarter.end},
@@ -211,6 +230,7 @@ def account_review(client: Any, account_id: str, quarter: Quarter) -> dict[str, 
                 "tier": end_row["tier"],
                 "engaged_contacts": end_row["engaged_contacts"],
                 "top_reason": end_row["top_reason"],
+                "signals": orjson.loads(end_row["signals"] or "{}"),
             },
             "mean": _mean([r["score"] for r in now]),
             "previous_mean": _mean([r["score"] for r in then]),
@@ -267,49 +287,90 @@ PREP_ACTIONS = {
 }
 
 
-def recommended_actions(review: dict[str, Any]) -> list[dict[str, str]]:
-    """Rule-based: each action names the gap (a figure of this review) it addresses."""
-    actions: list[dict[str, str]] = []
+ACTIONS_SHOWN = 5  # a review page proposes at most this many actions
+SEVERITY_POINTS = {"high": 12.0, "medium": 8.0, "low": 4.0}  # impact of an open alert, in health points
+
+
+def recommended_actions(review: dict[str, Any]) -> list[dict[str, Any]]:
+    """At most five actions, ranked by impact (the health points at stake), each naming its gap
+    and its evidence. Everything about one buyer (engaged at the start and not at the end, open
+    alerts about them) is one action: "Reconnect with X"."""
     health = review["health"]
     end = health["end"]
-    if end["top_reason"]:
-        signal = end["top_reason"].split(":")[0]
-        actions.append(
+    signals = end.get("signals") or {}
+
+    def at_stake(name: str, default: float) -> float:
+        s = signals.get(name)
+        return round(s["weight"] - s["contribution"], 1) if s else default
+
+    candidates: list[dict[str, Any]] = []
+    weakest = end["top_reason"].split(":")[0] if end["top_reason"] else ""
+    if weakest:
+        candidates.append(
             {
-                "action": SIGNAL_ACTIONS.get(signal, f"Work on {signal}"),
-                "gap": f"weakest health signal at quarter end: {end['top_reason']}",
+                "action": SIGNAL_ACTIONS.get(weakest, f"Work on {label(weakest)}"),
+                "gap": f"weakest health signal at quarter end: {top_reason(end['top_reason'])}",
+                "evidence": [f"health row of {end['as_of']}"],
+                "impact": at_stake(weakest, 5.0),
             }
         )
-    cells = review["coverage"]["now"]
-    levels = {c.split(":")[0] for c in cells}
-    if "exec" not in levels and "seniority_coverage" not in end["top_reason"]:
-        actions.append(
+    levels = {c.split(":")[0] for c in review["coverage"]["now"]}
+    if "exec" not in levels and weakest != "seniority_coverage":
+        candidates.append(
             {
                 "action": SIGNAL_ACTIONS["seniority_coverage"],
                 "gap": f"no engaged executive at quarter end (levels: {', '.join(sorted(levels)) or 'none'})",
+                "evidence": [f"coverage grid of {review['coverage']['now_as_of']}"],
+                "impact": max(at_stake("seniority_coverage", 5.0), 3.0),
             }
         )
+    per_contact = at_stake("engaged_contacts", 5.0) / max(len(review["contacts"]["lost"]), 1)
+    people: dict[str, dict[str, Any]] = {}
     for contact in review["contacts"]["lost"]:
-        actions.append(
-            {
-                "action": f"Reconnect with {contact}",
-                "gap": "engaged when the quarter began, no longer two-way at its end",
-            }
-        )
+        people[contact] = {
+            "action": f"Reconnect with {contact}",
+            "gap": "engaged when the quarter began, no longer two-way at its end",
+            "evidence": [
+                f"engaged on {review['coverage']['then_as_of']}, not on {review['coverage']['now_as_of']}"
+            ],
+            "impact": max(per_contact, 2.0),
+        }
+    account_alerts = []
+    for alert in review["open_at_end"]:
+        line = f"open alert: {label(alert['kind'], ALERT_KINDS)} ({alert['severity']}): {alert['reason']}"
+        points = SEVERITY_POINTS.get(alert["severity"], 4.0)
+        if alert["subject"]:
+            person = people.setdefault(
+                alert["subject"],
+                {
+                    "action": f"Reconnect with {alert['subject']}",
+                    "gap": alert["reason"],
+                    "evidence": [],
+                    "impact": 0.0,
+                },
+            )
+            person["evidence"].append(line)
+            person["impact"] += points
+        else:
+            account_alerts.append(
+                {
+                    "action": f"Act on the open alert: {label(alert['kind'], ALERT_KINDS)}",
+                    "gap": alert["reason"],
+                    "evidence": [line],
+                    "impact": points,
+                }
+            )
+    candidates += [*people.values(), *account_alerts]
     prep = review["preparedness"]
     if prep["most_missing"]:
         signal, count = prep["most_missing"][0]
-        actions.append(
+        candidates.append(
             {
-                "action": PREP_ACTIONS.get(signal, f"Prepare {signal}"),
-                "gap": f"{signal} missing in {count} of {len(prep['meetings'])} meetings",
-            }
-        )
-    for alert in review["open_at_end"]:
-        actions.append(
-            {
-                "action": f"Act on the open {alert['kind']} alert",
-                "gap": alert["reason"] + (f" ({alert['subject']})" if alert["subject"] else ""),
+                "action": PREP_ACTIONS.get(signal, f"Prepare: {label(signal)}"),
+                "gap": f"{label(signal, PREPAREDNESS_SIGNALS)} missing in {count} of {len(prep['meetings'])} "
+                "meetings",
+                "evidence": [f"preparedness of the quarter's {len(prep['meetings'])} meeting(s)"],
+                "impact": round(6.0 * count / max(len(prep["meetings"]), 1), 1),
             }
         )
     if (
@@ -317,13 +378,18 @@ def recommended_actions(review: dict[str, Any]) -> list[dict[str, str]]:
         and health["mean"] is not None
         and health["mean"] < health["previous_mean"] - 5
     ):
-        actions.append(
+        candidates.append(
             {
                 "action": "Review the account plan with the team",
                 "gap": f"mean health fell from {health['previous_mean']} to {health['mean']}",
+                "evidence": [f"health rows of {review['previous_quarter']} and {review['quarter']}"],
+                "impact": round(health["previous_mean"] - health["mean"], 1),
             }
         )
-    return actions
+    for c in candidates:
+        c["impact"] = round(c["impact"], 1)
+    candidates.sort(key=lambda c: (-c["impact"], c["action"]))
+    return candidates[:ACTIONS_SHOWN]
 
 
 def portfolio(reviews: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -332,6 +398,8 @@ def portfolio(reviews: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {
             "account_id": r["account_id"],
             "name": r["name"],
+            "owner": r["owner"],
+            "team": r.get("team", ""),
             "score": r["health"]["end"]["score"],
             "tier": r["health"]["end"]["tier"],
             "tier_then": r["health"]["start"]["tier"],
