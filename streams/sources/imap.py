@@ -47,6 +47,7 @@ class Secret:
 
     env: str | None = None
     file: Path | None = None
+    default_env: str = "RAPPORT_IMAP_PASSWORD"
 
     def read(self) -> str:
         if self.file is not None:
@@ -57,7 +58,7 @@ class Secret:
             if not value:
                 raise ConnectorError(f"the secret file {self.file} is empty")
             return value
-        name = self.env or "RAPPORT_IMAP_PASSWORD"
+        name = self.env or self.default_env
         value = os.environ.get(name, "").strip()
         if not value:
             raise ConnectorError(

@@ -148,7 +148,8 @@ class Radicale:
 
 @pytest.fixture
 def radicale(tmp_path: Path) -> Iterator[Radicale]:
-    """A Radicale CalDAV server, no authentication, storage in the test's folder."""
+    """A Radicale CalDAV server, no authentication (any user and password), storage in the test's
+    folder."""
     port = free_port()
     storage = tmp_path / "radicale"
     log = tmp_path / "radicale.log"
@@ -163,9 +164,7 @@ def radicale(tmp_path: Path) -> Iterator[Radicale]:
                 "--storage-filesystem-folder",
                 str(storage),
                 "--auth-type",
-                "none",
-                "--rights-type",
-                "none",
+                "none",  # any user name, any password: the user's own collections
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
