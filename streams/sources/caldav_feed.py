@@ -72,11 +72,11 @@ class CalDavConnector:
         self.calendar: Any = None
 
     def connect(self) -> Any:
-        import caldav
+        from caldav.davclient import DAVClient
 
         s = self.settings
         password = s.secret.read() if s.secret else None
-        client = caldav.DAVClient(url=s.url, username=s.user, password=password, timeout=int(s.timeout_s))
+        client = DAVClient(url=s.url, username=s.user, password=password, timeout=int(s.timeout_s))
         return client.calendar(url=s.url)
 
     def sync(self, output: Output, status: ConnectorStatus) -> None:
