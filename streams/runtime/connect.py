@@ -121,3 +121,42 @@ def start_connectors(
         thread.start()
         running.threads.append(thread)
     return running
+
+
+@dataclass
+class Alongside:
+    """What ``up --connect/--notify`` runs beside the workers."""
+
+    connectors: RunningConnectors
+    notifier: threading.Thread | None = None
+
+    def stop(self) -> None:
+        self.connectors.stop()
+        if self.notifier is not None:
+            self.notifier.join(30)
+
+
+def start_alongside(
+    connect_files: Iterable[Path], notify_file: Path | None, settings: Settings, bootstrap: str
+) -> Alongside:
+    """Start the connectors of ``connect_files`` and the notifier of ``notify_file`` in threads."""
+    configs = [config for path in connect_files for config in load_connector_configs(path)]
+    names = [c["name"] for c in configs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"connector names repeat across files ({', '.join(names)}); name each one")
+    try:
+        running = Alongside(start_connectors(configs, settings, bootstrap))
+    except ConnectorError as exc:
+        raise ConfigError(str(exc)) from None
+    if notify_file is not None:
+        from streams.sinks.notify import load_notify_config, run_notifier
+
+        config = load_notify_config(notify_file)
+        running.notifier = threading.Thread(
+            target=run_notifier,
+            args=(config, settings.home, bootstrap, running.connectors.stop_event),
+            name="notifier",
+            daemon=True,
+        )
+        running.notifier.start()
+    return running
