@@ -104,6 +104,7 @@ def connect_imap(**options: Any) -> None:
 @connect.command("caldav")
 @click.option("--url", required=True, help="The calendar collection's URL.")
 @click.option("--user", help="User name, if the server wants one.")
+@click.option("--bearer", is_flag=True, help="The secret is an OAuth2 access token (Google Calendar).")
 @click.option(
     "--password-env", metavar="VAR", help="Variable holding the password [default: RAPPORT_CALDAV_PASSWORD]."
 )

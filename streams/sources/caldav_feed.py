@@ -44,6 +44,7 @@ class CalDavSettings:
     url: str  # the calendar collection, e.g. https://apidata.googleusercontent.com/caldav/v2/ID/events/
     user: str | None = None
     secret: Secret | None = None
+    bearer: bool = False  # the secret is an OAuth2 access token (Google Calendar)
     poll_seconds: float = 60.0
     timeout_s: float = 30.0
 
@@ -75,8 +76,12 @@ class CalDavConnector:
         from caldav.davclient import DAVClient
 
         s = self.settings
-        password = s.secret.read() if s.secret else None
-        client = DAVClient(url=s.url, username=s.user, password=password, timeout=int(s.timeout_s))
+        secret = s.secret.read() if s.secret else None
+        if s.bearer:
+            headers = {"Authorization": f"Bearer {secret}"}
+            client = DAVClient(url=s.url, headers=headers, timeout=int(s.timeout_s))
+        else:
+            client = DAVClient(url=s.url, username=s.user, password=secret, timeout=int(s.timeout_s))
         return client.calendar(url=s.url)
 
     def sync(self, output: Output, status: ConnectorStatus) -> None:
@@ -152,7 +157,17 @@ class CalDavConnector:
 
 def caldav_settings(config: dict[str, Any]) -> CalDavSettings:
     """A connector table (docs/connectors.md) → settings; unknown keys are errors."""
-    known = {"kind", "name", "url", "user", "password_env", "password_file", "poll_seconds", "timeout_s"}
+    known = {
+        "kind",
+        "name",
+        "url",
+        "user",
+        "bearer",
+        "password_env",
+        "password_file",
+        "poll_seconds",
+        "timeout_s",
+    }
     unknown = sorted(set(config) - known)
     if unknown:
         raise ConnectorError(f"caldav connector: unknown setting(s) {', '.join(unknown)}")
@@ -164,13 +179,14 @@ def caldav_settings(config: dict[str, Any]) -> CalDavSettings:
         Secret(
             config.get("password_env"), Path(file).expanduser() if file else None, "RAPPORT_CALDAV_PASSWORD"
         )
-        if config.get("user")
+        if config.get("user") or config.get("bearer")
         else None
     )
     return CalDavSettings(
         url=url,
         user=config.get("user"),
         secret=secret,
+        bearer=bool(config.get("bearer", False)),
         poll_seconds=float(config.get("poll_seconds", 60.0)),
         timeout_s=float(config.get("timeout_s", 30.0)),
     )

@@ -1,7 +1,8 @@
-"""IMAP and CalDAV connectors run as ``up`` runs them (threads beside a worker, through the
-pipeline's producer): delivered mail becomes interactions within seconds, a moved then
-cancelled meeting is one interaction at its last version, and no body or description text
-lands anywhere — not on a topic, in a table, a checkpoint, a status file or a log."""
+"""IMAP, CalDAV and CRM-stream connectors run as ``up`` runs them (threads beside a worker,
+through the pipeline's producer): delivered mail becomes interactions within seconds, a moved
+then cancelled meeting is one interaction at its last version, Debezium changes update the
+warehouse's accounts and contacts, and no body or description text lands anywhere — not on a
+topic, in a table, a checkpoint, a status file or a log."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import caldav
 import pytest
 
 from streams.config import Settings
+from streams.runtime.broker import ensure_topics
 from streams.runtime.connect import start_connectors
 from streams.runtime.stack import Stack
 from streams.runtime.status import read_status
@@ -20,6 +22,8 @@ from streams.sinks.warehouse import connect
 from tests.runtime.topics import read_all
 from tests.sources.servers import Dovecot, Radicale, dovecot, radicale  # noqa: F401  (fixtures)
 from tests.sources.test_caldav import ics
+from tests.sources.test_crm_stream import COMMIT, COMPANY, MAPPING, PERSON, debezium
+from tests.sources.test_crm_stream import produce as produce_changes
 from tests.sources.test_imap import deliver
 
 pytestmark = pytest.mark.broker
@@ -65,31 +69,46 @@ def test_live_mail_and_meetings_become_interactions_and_keep_no_text(
          "user": dovecot.user, "password_env": "LIVE_IMAP_SECRET", "poll_seconds": 300},
         {"kind": "caldav", "name": "calendar", "url": str(work.url), "user": "seller",
          "password_env": "LIVE_IMAP_SECRET", "poll_seconds": 0.5},
+        {"kind": "crm-stream", "name": "crm", "topics": ["crm.public.companies", "crm.public.people"],
+         "mapping": str(MAPPING), "poll_seconds": 0.2},
     ]  # fmt: skip
     earlier = datetime.now(UTC) - timedelta(hours=5)
     deliver(dovecot, [mail(1, "ann@demo-seller.com", "bo@buyer-live.com", earlier)])
     with Stack(settings) as stack:
+        ensure_topics(stack.bootstrap, 1, ("crm.public.companies", "crm.public.people"))
+        renamed = {**COMPANY, "name": "Globex Corporation"}
+        produce_changes(
+            stack.bootstrap,
+            [
+                ("crm.public.companies", debezium("companies", "c", None, COMPANY, COMMIT, wrapped=True)),
+                ("crm.public.people", debezium("people", "c", None, PERSON, COMMIT + 1, wrapped=False)),
+                (
+                    "crm.public.companies",
+                    debezium("companies", "u", COMPANY, renamed, COMMIT + 2, wrapped=False),
+                ),
+            ],
+        )
         stack.start_workers()
         running = start_connectors(configs, settings, stack.bootstrap)
         try:
-            wait_scored(settings, stack, 1, timeout_s=120)  # the worker is up and the first mail is in
+            wait_scored(settings, stack, 4, timeout_s=120)  # the worker is up: CRM changes and first mail
             reply = mail(2, "bo@buyer-live.com", "ann@demo-seller.com", earlier + timedelta(hours=1),
                          f"<live-1-{MARKER[-8:]}@x.test>")  # fmt: skip
             deliver(dovecot, [reply])
-            seconds = wait_scored(settings, stack, 2)
+            seconds = wait_scored(settings, stack, 5)
             print(f"mail delivered to Dovecot was a scored interaction {seconds:.1f}s later")
             assert seconds < 15
             event = work.add_event(ics(uid, start, 0).replace("bo@buyer-cal.com", "bo@buyer-live.com"),
                                    increase_seqno=False)  # fmt: skip
-            wait_scored(settings, stack, 3)
+            wait_scored(settings, stack, 6)
             event.data = ics(uid, start + timedelta(hours=2), 1).replace(
                 "bo@buyer-cal.com", "bo@buyer-live.com"
             )
             event.save(increase_seqno=False)
-            wait_scored(settings, stack, 4)
+            wait_scored(settings, stack, 7)
             event.delete()  # cancelled by deleting it, as most clients do
-            wait_scored(settings, stack, 5)
-            stack.wait_drained(5, timeout_s=60)
+            wait_scored(settings, stack, 8)
+            stack.wait_drained(8, timeout_s=60)
             topics = read_all(stack.bootstrap)
         finally:
             running.stop()
@@ -98,6 +117,12 @@ def test_live_mail_and_meetings_become_interactions_and_keep_no_text(
         rows = client.query(
             "SELECT interaction_id, channel, status, version FROM rapport.interactions FINAL "
             "ORDER BY interaction_id"
+        ).result_rows
+        accounts = client.query(
+            "SELECT account_id, name, domains FROM rapport.accounts FINAL WHERE account_id = 'crm:7'"
+        ).result_rows
+        contacts = client.query(
+            "SELECT email, account_id, title, active FROM rapport.contacts FINAL"
         ).result_rows
         tables = [t for (t,) in client.query("SHOW TABLES FROM rapport").result_rows]
         leaks = {}
@@ -115,6 +140,8 @@ def test_live_mail_and_meetings_become_interactions_and_keep_no_text(
     ]
     meetings = [r for r in rows if r[1] == "meeting"]
     assert meetings == [(f"meeting:{uid}", "meeting", "cancelled", 2)]  # one meeting, its last version
+    assert accounts == [("crm:7", "Globex Corporation", ["globex.example"])]  # the update won
+    assert contacts == [("hank@globex.example", "crm:7", "CEO", 1)]
     assert {t: n for t, n in leaks.items() if n} == {}
     on_topics = [
         t for t, messages in topics.items() for k, v in messages if MARKER.encode() in (k or b"") + (v or b"")
