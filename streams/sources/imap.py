@@ -180,13 +180,23 @@ class ImapConnector:
             return
         client.select_folder(self.settings.folders[0], readonly=True)
         client.idle()
+        empty_wakes = 0
         try:
             while not stop.is_set() and time.monotonic() < deadline:
+                asked = time.monotonic()
                 responses = client.idle_check(timeout=IDLE_CHECK_S)
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
                     return
+                # imapclient answers a closed connection with an empty list at once, forever:
+                # woken early with nothing to read, three times in a row, is a lost connection.
+                empty_wakes = (
+                    empty_wakes + 1 if not responses and time.monotonic() - asked < IDLE_CHECK_S / 2 else 0
+                )
+                if empty_wakes >= 3:
+                    raise ConnectionError(f"IMAP connection to {self.settings.host} closed during IDLE")
         finally:
-            client.idle_done()
+            if empty_wakes < 3:
+                client.idle_done()
 
     def close(self) -> None:
         client, self.client = self.client, None

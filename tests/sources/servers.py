@@ -56,8 +56,30 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 class Dovecot:
     port: int
     folder: Path
+    process: subprocess.Popen[bytes]
     user: str = IMAP_USER
     password: str = IMAP_PASSWORD
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary(), "-F", "-c", str(self.folder / "dovecot.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, self.process, "dovecot", self.folder / "dovecot.log")
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+    @staticmethod
+    def binary() -> str:
+        found = shutil.which("dovecot") or (
+            "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None
+        )
+        if found is None:
+            pytest.fail("dovecot is not installed: apt-get install -y dovecot-imapd (.ci/run does)")
+        return found
 
 
 DOVECOT_CONF = """\
@@ -104,9 +126,7 @@ namespace inbox {{
 @pytest.fixture
 def dovecot() -> Iterator[Dovecot]:
     """A Dovecot IMAP server with one user and maildir storage in a fresh folder."""
-    binary = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
-    if binary is None:
-        pytest.fail("dovecot is not installed: apt-get install -y dovecot-imapd (.ci/run does)")
+    Dovecot.binary()
     # Dovecot never gives mail to uid 0: as root, the mail belongs to Dovecot's own user, and the
     # folder must be reachable by it (pytest's tmp_path is private to root).
     root = Path(tempfile.mkdtemp(prefix="rapport-dovecot-"))
@@ -126,17 +146,12 @@ def dovecot() -> Iterator[Dovecot]:
     os.chmod(root, 0o755)
     for sub in ("mail", "home"):
         os.chown(root / sub, uid, gid)
-    process = subprocess.Popen(
-        [binary, "-F", "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    server = Dovecot(port, root, subprocess.Popen(["true"]))
     try:
-        wait_for_port(port, process, "dovecot", root / "dovecot.log")
-        yield Dovecot(port, root)
+        server.start()
+        yield server
     finally:
-        stop_process(process)
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

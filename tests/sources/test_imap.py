@@ -157,3 +157,32 @@ def test_missing_secret_names_the_variable(tmp_path: Path, monkeypatch: pytest.M
         Secret().read()
     (tmp_path / "token").write_text("tok\n")
     assert Secret(file=tmp_path / "token").read() == "tok"
+
+
+def test_reconnects_with_backoff_after_a_server_restart(
+    dovecot: Dovecot,  # noqa: F811
+    settings: Settings,
+    broker: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    deliver(dovecot, [message(0, run)])
+    running = Running(imap_connector(dovecot, settings, monkeypatch), settings, broker)
+    try:
+        wait_for(broker, 1)
+        dovecot.stop()  # the IDLE connection breaks
+        deadline = time.monotonic() + 20
+        while running.status.errors == 0:
+            assert time.monotonic() < deadline, "the connector never noticed the server going away"
+            time.sleep(0.1)
+        status = orjson.loads(running.status.path.read_bytes())
+        assert status["state"] == "error" and status["last_error"]["retry_in_s"] >= 1
+        time.sleep(2)  # a retry or two fails while the server is down (backoff doubles)
+        dovecot.start()
+        deliver(dovecot, [message(1, run)])
+        ids, seconds = wait_for(broker, 2, timeout_s=30)
+        print(f"after the server came back, new mail reached raw in {seconds:.1f}s")
+    finally:
+        running.stop()
+    assert sorted(ids) == sorted(f"<imap-{run}-{n}@buyer-imap.com>" for n in range(2))
+    assert running.status.reconnects >= 1 and running.status.errors >= 2
