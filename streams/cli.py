@@ -131,9 +131,9 @@ def up(
     signal.signal(signal.SIGTERM, on_term)
     with Stack(settings, workers=workers) as stack:
         stack.start_workers()
+        alongside = start_alongside(connect_files, notify_file, settings, stack.bootstrap)
         settings.bootstrap_file.write_text(stack.bootstrap)
         settings.seller_domains_file.write_text(",".join(settings.seller_domains))
-        alongside = start_alongside(connect_files, notify_file, settings, stack.bootstrap)
         console.print(
             f"broker {stack.bootstrap} ({'embedded Tansu' if stack.embedded else 'external'}), "
             f"{workers} worker(s), warehouse {redacted(settings.warehouse_url)}\n"

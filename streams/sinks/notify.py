@@ -574,9 +574,13 @@ class Notifier:
                     self.ledger.write("offsets", offsets=moved)  # after the queued lines
                 self.deliver_due()
                 self.write_status("running")
+        except Exception as exc:  # the reason goes to the status file, for `rapport status`
+            self.status.failed(exc, None)
+            raise
         finally:
             await consumer.stop()
-            self.write_status("stopped")
+            if self.status.state != "failed":
+                self.write_status("stopped")
             self.ledger.close()
 
 

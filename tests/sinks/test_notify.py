@@ -296,6 +296,33 @@ def test_an_uncertain_delivery_is_sent_again_and_quiet_hours_hold(
     assert len(held.pending(quiet.routes[0])) == 1
 
 
+def test_a_refused_webhook_is_retried_with_backoff_and_delivered_once(
+    settings: Settings,
+    receiver: Receiver,  # noqa: F811
+    smtp: tuple[Mailbox, int],
+    tmp_path: Path,
+) -> None:
+    _mailbox, port = smtp
+    config = load_notify_config(write_config(tmp_path / "notify.toml", receiver, port, digest_minutes=60))
+    notifier = Notifier(config, settings.home, "127.0.0.1:1")
+    notifier.queue(alert(11, "crm:3"), "test")  # raj's account: slack only, not teams
+    receiver.failures = 2
+    notifier.deliver_due()
+    assert receiver.bodies("/slack") == [] and notifier.backoff["slack-high"] == 2.0
+    status = orjson.loads(notifier.status.path.read_bytes())
+    assert status["state"] == "error" and "503" in status["last_error"]["message"]
+    notifier.deliver_due()  # within the backoff: not tried
+    assert receiver.failures == 1
+    notifier.next_at["slack-high"] = 0.0
+    notifier.deliver_due()
+    assert notifier.backoff["slack-high"] == 4.0  # doubled
+    notifier.next_at["slack-high"] = 0.0
+    notifier.deliver_due()
+    notifier.next_at["slack-high"] = 0.0
+    notifier.deliver_due()
+    assert len(receiver.bodies("/slack")) == 1 and "slack-high" not in notifier.backoff
+
+
 def test_quiet_hours_across_midnight_message_shapes_and_a_torn_ledger(tmp_path: Path) -> None:
     hours = QuietHours(
         datetime(2026, 1, 1, 20).time(), datetime(2026, 1, 1, 7).time(), ZoneInfo("Europe/Berlin")

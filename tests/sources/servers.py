@@ -200,6 +200,7 @@ class Receiver:
     url: str
     requests: list[tuple[str, bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    failures: int = 0  # answer this many POSTs with 503 (and record none of them) first
 
     def bodies(self, path: str) -> list[bytes]:
         with self.lock:
@@ -215,8 +216,11 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with received.lock:
-                received.requests.append((self.path, body))
-            self.send_response(200)
+                failing = received.failures > 0
+                received.failures -= failing
+                if not failing:
+                    received.requests.append((self.path, body))
+            self.send_response(503 if failing else 200)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")
