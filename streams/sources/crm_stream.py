@@ -102,7 +102,9 @@ def debezium_change(value: dict[str, Any], mapping: dict[str, TableMapping]) -> 
     event = value.get("payload") if isinstance(value.get("payload"), dict) and "schema" in value else value
     if not isinstance(event, dict) or "op" not in event or "source" not in event:
         return None
-    source = event.get("source") or {}
+    source = event.get("source")
+    if not isinstance(source, dict):
+        raise ContractError("Debezium change without a source object (source.table, source.ts_ms)")
     table = str(source.get("table") or "").lower()
     qualified = f"{source.get('schema') or source.get('db') or ''}.{table}".lower()
     found = mapping.get(qualified) or mapping.get(table)
