@@ -170,6 +170,7 @@ class Smtp:
     sender: str = "rapport@localhost"
     user_env: str = "RAPPORT_SMTP_USER"
     password_env: str = "RAPPORT_SMTP_PASSWORD"
+    ca_file: str | None = None  # a private CA for an internal relay; default: the system's
 
 
 @dataclass(frozen=True)
@@ -262,6 +263,7 @@ def load_notify_config(path: Path) -> NotifyConfig:
             sender=str(s.get("from", "rapport@localhost")),
             user_env=str(s.get("user_env", "RAPPORT_SMTP_USER")),
             password_env=str(s.get("password_env", "RAPPORT_SMTP_PASSWORD")),
+            ca_file=str(Path(s["ca_file"]).expanduser()) if s.get("ca_file") else None,
         )
     if any(r.kind == "email" for r in routes) and smtp is None:
         raise ConfigError(f"{path}: an email route needs an [smtp] section")
@@ -397,7 +399,7 @@ def send_mail(smtp: Smtp, message: EmailMessage) -> None:
     try:
         with smtplib.SMTP(smtp.host, smtp.port, timeout=30) as server:
             if smtp.starttls:
-                server.starttls(context=ssl.create_default_context())
+                server.starttls(context=ssl.create_default_context(cafile=smtp.ca_file))
             if user:
                 server.login(user, password)
             server.send_message(message)

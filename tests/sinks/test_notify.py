@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -344,3 +345,54 @@ def test_quiet_hours_across_midnight_message_shapes_and_a_torn_ledger(tmp_path: 
         torn.write(b'{"op": "sent", "key": "r|a9')  # a kill mid-write
     replayed = DeliveryLedger(path).state
     assert list(replayed.queued) == ["r|a9|2"] and replayed.sent == set()
+
+
+def test_digest_over_starttls_with_login_from_the_environment(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real aiosmtpd requiring STARTTLS before AUTH, with a certificate made here for 127.0.0.1."""
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is needed to make the test certificate (Debian: apt-get install openssl)")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login, data.password))
+        return AuthResult(success=data.login == b"rapport" and data.password == b"smtp-pw-1")
+
+    mailbox, port = Mailbox(), free_port()
+    controller = Controller(
+        mailbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
+        authenticator=authenticate, auth_require_tls=True,
+    )  # fmt: skip
+    controller.start()
+    try:
+        monkeypatch.setenv("RAPPORT_SMTP_USER", "rapport")
+        monkeypatch.setenv("RAPPORT_SMTP_PASSWORD", "smtp-pw-1")
+        path = tmp_path / "notify.toml"
+        path.write_text(
+            f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nstarttls = true\nca_file = "{cert}"\n'
+            '[owners]\n"crm:1" = "ann@demo-seller.com"\n[[routes]]\nname = "digest"\nkind = "email"\n'
+        )
+        notifier = Notifier(load_notify_config(path), settings.home, "127.0.0.1:1")
+        notifier.queue(alert(21, "crm:1"), "test")
+        notifier.deliver_due()
+    finally:
+        controller.stop()
+    assert logins == [(b"rapport", b"smtp-pw-1")]
+    assert [m["To"] for m in mailbox.received()] == ["ann@demo-seller.com"]
+    notifier.write_status("running")
+    stored = notifier.status.path.read_text() + notifier.ledger.path.read_text()
+    assert '"digests": 1' in notifier.status.path.read_text() and "smtp-pw-1" not in stored
