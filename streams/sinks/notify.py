@@ -557,7 +557,7 @@ class Notifier:
             consumer.assign(partitions)
             offsets = self.ledger.state.offsets
             for tp in partitions:
-                at = offsets.get(str(tp.partition))
+                at = offsets.get(f"{tp.topic}:{tp.partition}")
                 if at is not None:
                     consumer.seek(tp, at)
                 elif self.config.start == "end":
@@ -571,7 +571,7 @@ class Notifier:
                     for message in messages:
                         self.queue(message.value, f"{tp.topic}/{tp.partition}@{message.offset}")
                     if messages:
-                        moved[str(tp.partition)] = messages[-1].offset + 1
+                        moved[f"{tp.topic}:{tp.partition}"] = messages[-1].offset + 1
                 if moved:
                     self.ledger.write("offsets", offsets=moved)  # after the queued lines
                 self.deliver_due()
