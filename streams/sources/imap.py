@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from streams.contracts import make
 from streams.sources.connector import Checkpoint, ConnectorError, ConnectorStatus, Output
@@ -144,7 +144,9 @@ class ImapConnector:
     def _sync_folder(self, client: IMAPClient, folder: str, folders: dict[str, Any], output: Output) -> None:
         try:
             selected = client.select_folder(folder, readonly=True)
-        except IMAPClientError as exc:
+        except IMAPClientAbortError:
+            raise  # the connection broke: reconnect with backoff
+        except IMAPClientError as exc:  # the server says no: a configuration error
             raise ConnectorError(f"IMAP folder {folder!r} at {self.settings.host}: {exc}") from None
         validity = int(selected[b"UIDVALIDITY"])
         known = folders.get(folder) or {}
@@ -157,7 +159,9 @@ class ImapConnector:
             chunk = uids[start : start + FETCH_CHUNK]
             fetched = client.fetch(chunk, ["BODY.PEEK[HEADER]", "RFC822.SIZE"])
             for uid in chunk:
-                data = fetched.get(uid) or {}
+                if uid not in fetched:
+                    continue  # expunged between SEARCH and FETCH: no message, nothing to send
+                data = fetched[uid]
                 header = data.get(b"BODY[HEADER]") or b""
                 origin = f"imap://{self.settings.user}@{self.settings.host}/{folder};UID={uid}"
                 item = parse_message(header, origin, self.settings.keep_subject)

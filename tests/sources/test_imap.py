@@ -22,6 +22,7 @@ from streams.sources.connector import Checkpoint, ConnectorError, ConnectorStatu
 from streams.sources.imap import ImapConnector, ImapSettings, Secret
 from tests.runtime.topics import read_all
 from tests.sources.servers import Dovecot, dovecot  # noqa: F401  (fixture)
+from tests.sources.test_caldav import Collected
 
 pytestmark = pytest.mark.broker
 BODY_MARKER = f"body{uuid.uuid4().hex}"
@@ -186,3 +187,16 @@ def test_reconnects_with_backoff_after_a_server_restart(
         running.stop()
     assert sorted(ids) == sorted(f"<imap-{run}-{n}@buyer-imap.com>" for n in range(2))
     assert running.status.reconnects >= 1 and running.status.errors >= 2
+
+
+def test_a_missing_folder_stops_with_the_reason(
+    dovecot: Dovecot,  # noqa: F811
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connector = imap_connector(dovecot, settings, monkeypatch)
+    connector.settings.folders = ("INBOX", "No Such Folder")
+    status = ConnectorStatus(settings.home, connector.name, connector.kind)
+    with pytest.raises(ConnectorError, match=r"IMAP folder 'No Such Folder' at 127\.0\.0\.1"):
+        run_connector(connector, Collected(), status, threading.Event())
+    assert orjson.loads(status.path.read_bytes())["state"] == "failed"
