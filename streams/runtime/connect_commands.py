@@ -175,4 +175,7 @@ def notify(config_file: Path) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     console.print(f"notifier on {bootstrap} topic {config.topic}: {len(config.routes)} route(s)")
-    until_stopped(lambda stop: run_notifier(config, settings.home, bootstrap, stop))
+    try:
+        until_stopped(lambda stop: run_notifier(config, settings.home, bootstrap, stop))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
