@@ -86,3 +86,23 @@ def test_a_wrong_connectors_file_names_the_problem(settings: Settings, tmp_path:
         [sys.executable, "-m", "streams", "connect", "run", str(bad)], env=env, capture_output=True, text=True
     )
     assert result.returncode != 0 and "unknown setting(s) colour" in result.stderr
+
+
+def test_connect_takes_no_secret_on_the_command_line_and_needs_a_broker(settings: Settings) -> None:
+    env = {**os.environ, **settings.as_env()}
+    env.pop("RAPPORT_KAFKA_BOOTSTRAP", None)
+    command = [
+        sys.executable,
+        "-m",
+        "streams",
+        "connect",
+        "imap",
+        "--host",
+        "127.0.0.1",
+        "--user",
+        "u@x.test",
+    ]
+    refused = subprocess.run([*command, "--password", "hunter22"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "No such option: --password" in refused.stderr
+    no_broker = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert no_broker.returncode == 1 and "no broker: start `rapport up`" in no_broker.stderr
