@@ -19,7 +19,9 @@ from streams.identity.resolver import Resolver
 from streams.runtime.broker import EmbeddedBroker, ensure_topics
 from streams.runtime.producer import EventProducer
 from streams.sources.connector import Checkpoint, ConnectorError, ConnectorStatus, run_connector
+from streams.sources.dataset import Rejection, SourceRecord
 from streams.sources.imap import ImapConnector, ImapSettings, Secret
+from streams.sources.mail import parse_message
 from tests.runtime.topics import read_all
 from tests.sources.servers import Dovecot, dovecot  # noqa: F401  (fixture)
 from tests.sources.test_caldav import Collected
@@ -200,3 +202,39 @@ def test_a_missing_folder_stops_with_the_reason(
     with pytest.raises(ConnectorError, match=r"IMAP folder 'No Such Folder' at 127\.0\.0\.1"):
         run_connector(connector, Collected(), status, threading.Event())
     assert orjson.loads(status.path.read_bytes())["state"] == "failed"
+
+
+def test_real_mailbox_over_imap_gives_the_events_of_its_files(
+    dovecot: Dovecot,  # noqa: F811
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    real_data: Path,
+) -> None:
+    """The Enron mailbox's first 80 files APPENDed to Dovecot: the connector sends the same records
+    (and the same rejections) as reading the files, but for the size, which IMAP reports whole."""
+    files = sorted(p for p in (real_data / "enron" / "presto-k").rglob("*") if p.is_file())[:80]
+    assert len(files) == 80
+    deliver(dovecot, [f.read_bytes() for f in files])
+    connector = imap_connector(dovecot, settings, monkeypatch)
+    connector.settings.folders = ("INBOX",)
+    output = Collected()
+    connector.sync(output, ConnectorStatus(settings.home, connector.name, connector.kind))
+    connector.close()
+
+    def summary(items: list) -> tuple[list, int]:
+        records = sorted(
+            (
+                i.envelope.event_id,
+                orjson.dumps({**i.envelope.payload, "size_bytes": 0}, option=orjson.OPT_SORT_KEYS),
+            )
+            for i in items
+            if isinstance(i, SourceRecord)
+        )
+        return records, sum(isinstance(i, Rejection) for i in items)
+
+    from_files = [parse_message(f.read_bytes(), str(f)) for f in files]
+    over_imap, rejected = summary(output.items)
+    assert (over_imap, rejected) == summary(from_files)
+    assert len(over_imap) > 40
+    sizes = [i.envelope.payload["size_bytes"] for i in output.items if isinstance(i, SourceRecord)]
+    assert all(size > 0 for size in sizes)
