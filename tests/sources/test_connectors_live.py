@@ -73,7 +73,10 @@ def test_live_mail_and_meetings_become_interactions_and_keep_no_text(
          "mapping": str(MAPPING), "poll_seconds": 0.2},
     ]  # fmt: skip
     earlier = datetime.now(UTC) - timedelta(hours=5)
-    deliver(dovecot, [mail(1, "ann@demo-seller.com", "bo@buyer-live.com", earlier)])
+    broken = mail(9, "ann@demo-seller.com", "bo@buyer-live.com", earlier).replace(b"Message-ID", b"X-No-Id")
+    deliver(
+        dovecot, [mail(1, "ann@demo-seller.com", "bo@buyer-live.com", earlier), broken]
+    )  # broken: a dead letter
     with Stack(settings) as stack:
         ensure_topics(stack.bootstrap, 1, ("crm.public.companies", "crm.public.people"))
         renamed = {**COMPANY, "name": "Globex Corporation"}
@@ -124,6 +127,7 @@ def test_live_mail_and_meetings_become_interactions_and_keep_no_text(
         contacts = client.query(
             "SELECT email, account_id, title, active FROM rapport.contacts FINAL"
         ).result_rows
+        rejected = client.query("SELECT reason FROM rapport.rejected_events FINAL").result_rows
         tables = [t for (t,) in client.query("SHOW TABLES FROM rapport").result_rows]
         leaks = {}
         for table in tables:
@@ -142,6 +146,7 @@ def test_live_mail_and_meetings_become_interactions_and_keep_no_text(
     assert meetings == [(f"meeting:{uid}", "meeting", "cancelled", 2)]  # one meeting, its last version
     assert accounts == [("crm:7", "Globex Corporation", ["globex.example"])]  # the update won
     assert contacts == [("hank@globex.example", "crm:7", "CEO", 1)]
+    assert rejected == [("no Message-ID header",)]  # kept as its headers, without body or subject
     assert {t: n for t, n in leaks.items() if n} == {}
     on_topics = [
         t for t, messages in topics.items() for k, v in messages if MARKER.encode() in (k or b"") + (v or b"")
