@@ -42,6 +42,8 @@ def until_stopped(body: Callable[[threading.Event], object]) -> None:
 
 
 def run_connector_config(config: dict[str, Any]) -> None:
+    from kafka.errors import KafkaError
+
     from streams.runtime.connect import run_one
     from streams.sources.connector import ConnectorError
 
@@ -56,6 +58,8 @@ def run_connector_config(config: dict[str, Any]) -> None:
         until_stopped(lambda stop: run_one(config, settings, bootstrap, stop))
     except ConnectorError as exc:
         raise click.ClickException(str(exc)) from None
+    except KafkaError as exc:
+        raise click.ClickException(f"cannot reach the broker at {bootstrap}: {exc}") from None
 
 
 @click.group()

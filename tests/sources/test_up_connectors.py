@@ -106,3 +106,36 @@ def test_connect_takes_no_secret_on_the_command_line_and_needs_a_broker(settings
     assert refused.returncode == 2 and "No such option: --password" in refused.stderr
     no_broker = subprocess.run(command, env=env, capture_output=True, text=True)
     assert no_broker.returncode == 1 and "no broker: start `rapport up`" in no_broker.stderr
+
+
+def test_every_connect_option_makes_a_valid_connector(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What each `rapport connect` command passes on builds its connector (run with it stopped)."""
+    from click.testing import CliRunner
+
+    from streams.cli import main
+    from streams.runtime import connect_commands
+    from streams.runtime.connect import build_connector
+
+    built = []
+    monkeypatch.setattr(
+        connect_commands, "run_connector_config", lambda c: built.append(build_connector(c, settings, "b:1"))
+    )
+    runner = CliRunner()
+    for args in (
+        ["imap", "--host", "h", "--user", "u@x.test", "--folder", "INBOX", "--folder", "Sent", "--no-tls",
+         "--port", "143", "--subjects", "--xoauth2", "--password-file", "/run/token", "--poll-seconds", "30"],
+        ["caldav", "--url", "https://c.test/cal/", "--bearer", "--password-env", "TOKEN", "--name", "cal"],
+        ["crm-stream", "--topic", "crm.public.companies", "--topic", "crm.public.people",
+         "--mapping", "docs/examples/crm-mapping.toml", "--bootstrap", "kafka.test:9092"],
+    ):  # fmt: skip
+        result = runner.invoke(main, ["connect", *args])
+        assert result.exit_code == 0, result.output
+    imap, caldav, crm = built
+    assert imap.name == "imap-u-x.test" and imap.settings.folders == ("INBOX", "Sent")
+    assert imap.settings.keep_subject and imap.settings.xoauth2 and not imap.settings.tls
+    assert imap.settings.port == 143 and imap.settings.secret.file is not None
+    assert caldav.name == "cal" and caldav.settings.bearer and caldav.settings.secret.env == "TOKEN"
+    assert crm.settings.topics == ("crm.public.companies", "crm.public.people")
+    assert crm.settings.bootstrap == "kafka.test:9092" and "public.companies" in crm.settings.mapping
