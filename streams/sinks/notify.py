@@ -489,8 +489,10 @@ class Notifier:
             self.next_at[route.name] = time.monotonic() + route.min_interval_s
 
     def _recipients(self, route: Route, alert: Alert) -> list[str]:
+        """A route's addresses, "owner" standing for the alert's owner (left out when unknown)."""
         owner = self.owner_of(alert)
-        return [to if to != "owner" else owner for to in route.to if to != "owner" or owner]  # type: ignore[misc]
+        fixed = [to for to in route.to if to != "owner"]
+        return [*fixed, owner] if owner is not None and "owner" in route.to else fixed
 
     def _digests(self, route: Route) -> None:
         smtp = self.config.smtp
