@@ -141,7 +141,11 @@ def _fold_state(fold: Fold) -> dict[str, Any]:
 
 
 def _fold(state: dict[str, Any]) -> Fold:
-    return Fold({tuple(key.split(":", 1)): record for key, record in state.items()})  # type: ignore[misc]
+    records = {}
+    for key, record in state.items():
+        kind, _, record_id = key.partition(":")
+        records[(kind, record_id)] = record
+    return Fold(records)
 
 
 class CrmStreamConnector:
