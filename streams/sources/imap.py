@@ -81,6 +81,7 @@ class ImapSettings:
     keep_subject: bool = False
     poll_seconds: float = 60.0
     timeout_s: float = 30.0
+    idle: bool = True  # False: poll even where the server offers IDLE (proxies that cut idle links)
 
 
 def with_size(record: SourceRecord, size: int) -> SourceRecord:
@@ -138,7 +139,7 @@ class ImapConnector:
             "host": self.settings.host,
             "user": self.settings.user,
             "folders": folders,
-            "idle": self.idle_capable,
+            "idle": self.idle_capable and self.settings.idle,
         }
 
     def _sync_folder(self, client: IMAPClient, folder: str, folders: dict[str, Any], output: Output) -> None:
@@ -179,7 +180,7 @@ class ImapConnector:
         """IDLE on the first folder until it reports a change, ``poll_seconds`` pass, or ``stop``."""
         deadline = time.monotonic() + self.settings.poll_seconds
         client = self.client
-        if client is None or not self.idle_capable:
+        if client is None or not self.idle_capable or not self.settings.idle:
             stop.wait(self.settings.poll_seconds)
             return
         client.select_folder(self.settings.folders[0], readonly=True)
@@ -230,7 +231,7 @@ def imap_settings(config: dict[str, Any]) -> ImapSettings:
     )
     overrides = {
         k: config[k]
-        for k in ("port", "tls", "starttls", "xoauth2", "keep_subject", "poll_seconds", "timeout_s")
+        for k in ("port", "tls", "starttls", "xoauth2", "keep_subject", "poll_seconds", "timeout_s", "idle")
         if k in config
     }
     return replace(settings, **overrides)

@@ -238,3 +238,27 @@ def test_real_mailbox_over_imap_gives_the_events_of_its_files(
     assert len(over_imap) > 40
     sizes = [i.envelope.payload["size_bytes"] for i in output.items if isinstance(i, SourceRecord)]
     assert all(size > 0 for size in sizes)
+
+
+def test_polls_where_idle_is_not_used(
+    dovecot: Dovecot,  # noqa: F811
+    settings: Settings,
+    broker: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    connector = imap_connector(dovecot, settings, monkeypatch)
+    connector.settings.idle, connector.settings.poll_seconds = False, 0.5
+    running = Running(connector, settings, broker)
+    try:
+        deadline = time.monotonic() + 20
+        while running.status.last_sync is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        deliver(dovecot, [message(0, run)])
+        ids, seconds = wait_for(broker, 1)
+        print(f"polling every 0.5 s: mail reached raw in {seconds:.1f}s")
+    finally:
+        running.stop()
+    assert ids == [f"<imap-{run}-0@buyer-imap.com>"]
+    assert running.status.snapshot()["detail"]["idle"] is False
