@@ -102,9 +102,25 @@ def generate(accounts: int, seed: int, days: int, start: str, out: Path) -> None
 @main.command()
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @seller_domain_option
+@click.option(
+    "--connect",
+    "connect_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Connectors file (TOML, docs/connectors.md) to run beside the workers; repeatable.",
+)
+@click.option(
+    "--notify",
+    "notify_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Notifier config (TOML): deliver alerts while up.",
+)
 @friendly_errors
-def up(workers: int, seller_domains: tuple[str, ...]) -> None:
+def up(
+    workers: int, seller_domains: tuple[str, ...], connect_files: tuple[Path, ...], notify_file: Path | None
+) -> None:
     """Run broker (embedded unless RAPPORT_KAFKA_BOOTSTRAP) and workers until Ctrl-C."""
+    from streams.runtime.connect import start_alongside
     from streams.runtime.stack import Stack
 
     settings = settings_from_env(seller_domains)
@@ -117,6 +133,7 @@ def up(workers: int, seller_domains: tuple[str, ...]) -> None:
     signal.signal(signal.SIGTERM, on_term)
     with Stack(settings, workers=workers) as stack:
         stack.start_workers()
+        alongside = start_alongside(connect_files, notify_file, settings, stack.bootstrap)
         settings.bootstrap_file.write_text(stack.bootstrap)
         settings.seller_domains_file.write_text(",".join(settings.seller_domains))
         console.print(
@@ -131,6 +148,7 @@ def up(workers: int, seller_domains: tuple[str, ...]) -> None:
         except KeyboardInterrupt:
             pass
         finally:
+            alongside.stop()
             settings.bootstrap_file.unlink(missing_ok=True)
             settings.seller_domains_file.unlink(missing_ok=True)
             console.print("stopping")
@@ -593,5 +611,8 @@ def review(quarter: str | None, account_id: str | None, every: bool, out: Path, 
 
 
 from streams.boards.commands import boards  # noqa: E402  (the `boards` group lives with the boards)
+from streams.runtime.connect_commands import connect, notify  # noqa: E402  (connectors, notifier)
 
 main.add_command(boards)
+main.add_command(connect)
+main.add_command(notify)
