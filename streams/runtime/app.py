@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -344,7 +346,7 @@ def create_app(
     clock = clock or SystemClock()
     table = TableStore(states)
     publisher = TopicPublisher(scores, alerts, deadletter)
-    sink = LazySink(warehouse_client or (lambda: _connect(settings.warehouse_url)))
+    sink = LazySink(warehouse_client or (lambda: open_warehouse_client(settings.warehouse_url)))
     ports = Ports(table, sink, publisher, clock)
     intake = ScoreIntake(idle_flush_s, settings.partitions, profile, table, status, clock)
 
@@ -414,7 +416,16 @@ def create_app(
     return app
 
 
-def _connect(url: str) -> Client:
+CLIENT_WRAPPER_ENV = "RAPPORT_WAREHOUSE_CLIENT_WRAPPER"
+
+
+def open_warehouse_client(url: str, env: Mapping[str, str] = os.environ) -> Client:
+    """The warehouse client, wrapped by ``module:function`` from ``RAPPORT_WAREHOUSE_CLIENT_WRAPPER``
+    when set: how a test puts its fault-injecting client (tests/faults.py) into a worker process."""
     from streams.sinks.warehouse import connect
 
-    return connect(url)
+    client = connect(url)
+    if wrapper := env.get(CLIENT_WRAPPER_ENV, "").strip():
+        module, _, name = wrapper.partition(":")
+        client = getattr(importlib.import_module(module), name)(client)
+    return client

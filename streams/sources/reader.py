@@ -88,8 +88,14 @@ class Tally:
     reasons: Counter[str] = field(default_factory=Counter)
     seen: set[str] = field(default_factory=set, repr=False)
 
-    def note(self, item: SourceRecord | Rejection, resolver: Resolver) -> str:
-        """Count one item; returns its category (``accepted``, ``duplicate``, …)."""
+    def note(
+        self,
+        item: SourceRecord | Rejection,
+        resolver: Resolver,
+        placed: list[Any] | ContractError | None = None,
+    ) -> str:
+        """Count one item; returns its category (``accepted``, ``duplicate``, …). ``placed`` is
+        the resolver's answer for it when the caller already has one (resolved once)."""
         self.read += 1
         if isinstance(item, Rejection):
             return self._reject(item.reason)
@@ -100,10 +106,13 @@ class Tally:
         if resolver.is_automated(item.envelope):
             self.automated += 1  # kept (or dead-lettered if it has no organisation), never scored
             return "automated"
-        try:
-            resolver.resolve(item.envelope)
-        except ContractError as exc:
-            return self._reject(str(exc))
+        if placed is None:
+            try:
+                resolver.resolve(item.envelope)
+            except ContractError as exc:
+                placed = exc
+        if isinstance(placed, ContractError):
+            return self._reject(str(placed))
         self.accepted += 1
         return "accepted"
 
