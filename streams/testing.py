@@ -11,9 +11,11 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from streams.contracts import Envelope
 from streams.runtime.loop import Ports, Step, run
+from streams.runtime.outbound import alert_envelope, health_envelope
 from streams.runtime.ports import DictStore, Rows
 from streams.scoring.engine import Scoring
 from streams.scoring.profile import DEFAULT, Profile
@@ -49,9 +51,14 @@ class ListPublisher:
     alerts: list[Envelope] = field(default_factory=list)
     letters: list[Envelope] = field(default_factory=list)
 
-    async def publish(self, scores: list[Envelope], alerts: list[Envelope], letters: list[Envelope]) -> None:
-        self.scores.extend(scores)
-        self.alerts.extend(alerts)
+    async def publish(
+        self,
+        health: list[dict[str, Any]],
+        alerts: list[tuple[dict[str, Any], str | None]],
+        letters: list[Envelope],
+    ) -> None:
+        self.scores.extend(health_envelope(row) for row in health)
+        self.alerts.extend(alert_envelope(row, owner) for row, owner in alerts)
         self.letters.extend(letters)
 
 

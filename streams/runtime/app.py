@@ -52,7 +52,8 @@ from streams.identity.directory import CrmDirectory
 from streams.identity.resolver import Resolver
 from streams.runtime.changelog import partition_of
 from streams.runtime.loop import Outcome, Ports, Step, run
-from streams.runtime.ports import Clock, Rows, SystemClock
+from streams.runtime.outbound import alert_envelope, health_envelope
+from streams.runtime.ports import Clock, Rows, RowSink, SystemClock
 from streams.runtime.status import WorkerStatus
 from streams.runtime.stored_state import pack, unpack
 from streams.runtime.transport import App
@@ -161,13 +162,19 @@ class TopicPublisher:
     alerts: faust.TopicT
     deadletter: faust.TopicT
 
-    async def publish(self, scores: list[Envelope], alerts: list[Envelope], letters: list[Envelope]) -> None:
+    async def publish(
+        self,
+        health: list[dict[str, Any]],
+        alerts: list[tuple[dict[str, Any], str | None]],
+        letters: list[Envelope],
+    ) -> None:
         for letter in letters:
             await self.deadletter.send(key=letter.event_id.encode(), value=letter.to_bytes())
-        for event in scores:
-            await self.scores.send(key=event.payload["account_id"].encode(), value=event.to_bytes())
-        for event in alerts:
-            await self.alerts.send(key=event.payload["account_id"].encode(), value=event.to_bytes())
+        for row in health:
+            await self.scores.send(key=row["account_id"].encode(), value=health_envelope(row).to_bytes())
+        for row, owner in alerts:
+            event = alert_envelope(row, owner)
+            await self.alerts.send(key=row["account_id"].encode(), value=event.to_bytes())
 
 
 class LazySink:
@@ -285,11 +292,13 @@ def create_app(
     idle_flush_s: float = 5.0,
     clock: Clock | None = None,
     warehouse_client: Callable[[], Client] | None = None,
+    sink: RowSink | None = None,
 ) -> faust.App:
     """The faust app with its agents, configured from ``settings``.
 
-    ``warehouse_client`` opens the warehouse (default: :func:`streams.sinks.warehouse.connect`
-    on ``settings.warehouse_url``); fault tests pass one that wraps it.
+    ``warehouse_client`` opens the warehouse (default: :func:`open_warehouse_client` on
+    ``settings.warehouse_url``); ``sink`` replaces the warehouse altogether (agent tests pass
+    :class:`streams.testing.ListSink`).
     """
     if not settings.kafka_bootstrap:
         raise ValueError("create_app needs settings.kafka_bootstrap (start the broker first)")
@@ -346,14 +355,16 @@ def create_app(
     clock = clock or SystemClock()
     table = TableStore(states)
     publisher = TopicPublisher(scores, alerts, deadletter)
-    sink = LazySink(warehouse_client or (lambda: open_warehouse_client(settings.warehouse_url)))
-    ports = Ports(table, sink, publisher, clock)
+    warehouse = LazySink(warehouse_client or (lambda: open_warehouse_client(settings.warehouse_url)))
+    rows_to: RowSink = sink or warehouse
+    ports = Ports(table, rows_to, publisher, clock)
     intake = ScoreIntake(idle_flush_s, settings.partitions, profile, table, status, clock)
 
     @app.task
     async def open_warehouse() -> None:
         """Open and migrate the warehouse at start, not inside the first batch."""
-        await asyncio.to_thread(sink.opened)
+        if sink is None:
+            await asyncio.to_thread(warehouse.opened)
 
     @app.agent(raw_topic, concurrency=1)
     async def resolve(agent_stream: faust.StreamT) -> Any:
@@ -387,7 +398,7 @@ def create_app(
                 events, "deadletter", lambda e: rejected_row(decode(e.value)), (ContractError, ValueError)
             )
             rows = [row for _, row in letters] + [rejected_row(letter) for letter in broken]
-            written = await sink.write({"rejected_events": rows}, batch_origin(events))
+            written = await rows_to.write({"rejected_events": rows}, batch_origin(events))
             status.add_rows(written.rows, written.retries)
             status.write()
             yield len(rows)

@@ -15,7 +15,7 @@ from typing import Any
 from streams.config import TOPIC_INTERACTIONS
 from streams.contracts import Envelope
 from streams.deadletters import dead_letter, rejected_row
-from streams.runtime.outbound import alert_envelope, health_envelope, latest_health
+from streams.runtime.outbound import latest_health
 from streams.runtime.ports import Clock, Publisher, RowSink, StateStore, SystemClock, Written
 from streams.scoring.engine import Scoring, Snapshot, add_rows
 
@@ -120,8 +120,8 @@ async def commit(step: Step, snapshot: Snapshot, ports: Ports) -> Outcome:
     alerts = rows.get("alerts", [])
     owners = {a: s.owner for a, s in snapshot.states.items()} if alerts else {}
     await ports.publisher.publish(
-        [health_envelope(row) for row in latest_health(rows.get("account_health", []))],
-        [alert_envelope(row, owners.get(row["account_id"])) for row in alerts],
+        latest_health(rows.get("account_health", [])),
+        [(row, owners.get(row["account_id"])) for row in alerts],
         letters,
     )
     outcome = Outcome(step, snapshot, stored, letters, written)

@@ -74,16 +74,26 @@ class RowSink(Protocol):
 
 
 class Publisher(Protocol):
-    """Events for downstream systems: ``account_health/1`` (latest per account), ``alert/1``,
-    ``dead_letter/1`` (see :mod:`streams.runtime.outbound`)."""
+    """Events for downstream systems from a committed step: the latest health row per account,
+    the alert rows with their account's owner, and the dead letters. Adapters turn rows into
+    ``account_health/1`` and ``alert/1`` events (:mod:`streams.runtime.outbound`)."""
 
     async def publish(
-        self, scores: list[Envelope], alerts: list[Envelope], letters: list[Envelope]
+        self,
+        health: list[dict[str, Any]],
+        alerts: list[tuple[dict[str, Any], str | None]],
+        letters: list[Envelope],
     ) -> None: ...
 
 
 class NoPublisher:
-    """Replay and forget publish nothing: there is no broker on their path."""
+    """Replay and forget publish nothing: there is no broker on their path (and no event is
+    built for nobody)."""
 
-    async def publish(self, scores: list[Envelope], alerts: list[Envelope], letters: list[Envelope]) -> None:
+    async def publish(
+        self,
+        health: list[dict[str, Any]],
+        alerts: list[tuple[dict[str, Any], str | None]],
+        letters: list[Envelope],
+    ) -> None:
         return None
