@@ -27,9 +27,9 @@ import orjson
 
 from streams.identity.resolver import Resolver
 from streams.scoring.profile import DEFAULT, load_profile
-from streams.scoring.scorer import flush_accounts, score_batch
 from streams.sinks.warehouse import collapse
 from streams.sources.synthetic import SELLER_DOMAIN, generate
+from streams.testing import run_in_memory
 
 WARNING_KINDS = (
     "tier_drop",
@@ -57,16 +57,7 @@ def score_dataset(
     events, labels = generate(accounts, seed=seed)
     resolver = Resolver([SELLER_DOMAIN])
     records = [(o.account_id, o.envelope) for e in events for o in resolver.resolve(e)]
-    stored: dict[str, Any] = {}
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for start in range(0, len(records), 5000):
-        result = score_batch(records[start : start + 5000], stored, 86400.0, profile)
-        stored.update({k: s.to_dict() for k, s in result.states.items()})
-        for table, table_rows in result.rows.items():
-            rows.setdefault(table, []).extend(table_rows)
-    final = flush_accounts(list(stored), stored, profile)
-    for table, table_rows in final.rows.items():
-        rows.setdefault(table, []).extend(table_rows)
+    rows = run_in_memory(records, [5000], 86400.0, profile).sink.rows
     return {table: collapse(table, r) for table, r in rows.items()}, labels
 
 

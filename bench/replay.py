@@ -20,7 +20,7 @@ from streams.config import Settings
 from streams.identity.resolver import Resolver
 from streams.runtime.collector import relax_collector
 from streams.runtime.replay import replay
-from streams.scoring.scorer import score_batch
+from streams.scoring.engine import Scoring
 from streams.sources.dataset import read_dataset, write_dataset
 from streams.sources.synthetic import SELLER_DOMAIN, generate
 
@@ -42,7 +42,10 @@ def main() -> None:
         resolver = Resolver(settings.seller_domains)
         started = time.perf_counter()
         records = [(o.account_id, o.envelope) for e in events for o in resolver.resolve(e)]
-        score_batch(records, {}, settings.allowed_lateness_s)
+        scoring = Scoring({}, settings.allowed_lateness_s)
+        for account_id, envelope in records:
+            scoring.on_item(account_id, envelope)
+        scoring.snapshot()
         core_s = time.perf_counter() - started
 
         started, cpu_started = time.perf_counter(), time.process_time()

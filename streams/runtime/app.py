@@ -1,5 +1,8 @@
 """The faust application: two hops, ``resolve`` then ``score``, as in DESIGN.md.
 
+The agents are adapters over the shared core; scoring, dead letters and the write order live in
+:mod:`streams.runtime.loop` and :mod:`streams.scoring.engine`.
+
 * ``resolve`` reads ``raw`` (email, meeting and CRM envelopes) in batches, validates each
   message, places it on an account (:mod:`streams.identity.resolver`) and sends each account's
   canonical records of the batch to ``interactions`` as one ``interaction_batch/1`` message keyed
@@ -7,15 +10,16 @@
   its dearest part). Bad input goes to ``deadletter`` with the reason.
   The CRM contacts and account domains it sees feed the ``contact-directory`` global table,
   which every worker reads.
-* ``score`` reads ``interactions`` in batches (size and time bounded), runs the pure core
-  (:func:`streams.scoring.scorer.score_batch`) against per-account state in a RocksDB table,
-  writes the rows to the warehouse (retrying inside the loop body until they land, because
-  ``take_events`` acks the batch when the body finishes), then stores the new states and
-  publishes health to ``scores``. Offsets are committed only for written batches.
+* ``score`` reads ``interactions`` in batches (size and time bounded) and hands each batch as a
+  :class:`streams.runtime.loop.Step` to :func:`streams.runtime.loop.run`, over ports: the
+  RocksDB state table (:class:`TableStore`), the warehouse sink (retrying inside the step until
+  the rows land, because ``take_events`` acks the batch when the next one is asked for), and
+  the ``scores``, ``alerts`` and ``deadletter`` topics. Offsets are committed only for
+  committed steps.
 * ``deadletters`` writes ``deadletter`` records to ``rejected_events``.
 * A timer sends a ``tick`` to every ``interactions`` partition; a partition idle for
   ``idle_flush_s`` settles its accounts' pending events (event-time windows close on the
-  watermark while traffic flows, and on this timer when it stops).
+  watermark while traffic flows, and on this timer when it stops): ``Scoring.on_notify``.
 
 Every agent runs with ``concurrency=1`` (faust issue #606 loses messages above 1).
 """
@@ -24,18 +28,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import logging
-import time
-from collections.abc import Iterable
+import os
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import faust
-import orjson
-from aiokafka.partitioner import murmur2
 
 from streams.config import (
+    TOPIC_ALERTS,
     TOPIC_DEADLETTER,
     TOPIC_INTERACTIONS,
     TOPIC_RAW,
@@ -46,19 +50,19 @@ from streams.contracts import ContractError, Envelope, batches, decode, format_t
 from streams.deadletters import dead_letter, rejected_row
 from streams.identity.directory import CrmDirectory
 from streams.identity.resolver import Resolver
+from streams.runtime.changelog import partition_of
+from streams.runtime.loop import Outcome, Ports, Step, run
+from streams.runtime.outbound import alert_envelope, health_envelope
+from streams.runtime.ports import Clock, Rows, RowSink, SystemClock
 from streams.runtime.status import WorkerStatus
 from streams.runtime.stored_state import pack, unpack
 from streams.runtime.transport import App
+from streams.scoring.engine import Scoring, flushable
 from streams.scoring.profile import Profile, load_profile
-from streams.scoring.scorer import BatchResult, flush_accounts, flushable, score_batch
-from streams.sinks.warehouse import Sink
+from streams.sinks.warehouse import Client, Sink, WriteStats
 
 log = logging.getLogger(__name__)
-
-
-def partition_of(key: str, partitions: int) -> int:
-    """The partition Kafka's default (murmur2) partitioner gives a key."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+T = TypeVar("T")
 
 
 def batch_origin(events: Iterable[faust.EventT]) -> str:
@@ -80,73 +84,196 @@ def batch_origin(events: Iterable[faust.EventT]) -> str:
     return f"{ranges};{digest.hexdigest()}"
 
 
-def health_envelope(row: dict[str, Any]) -> Envelope:
-    payload = {
-        "account_id": row["account_id"],
-        "as_of": row["as_of"].isoformat(),
-        "score": row["score"],
-        "tier": row["tier"],
-        "depth": row["depth"],
-        "explanation": orjson.loads(row["explanation"]),
-        "model_version": row["model_version"],
-        "version": row["version"],
-    }
-    at = datetime.combine(row["as_of"], datetime.min.time(), UTC)
-    event_id = f"health:{row['account_id']}:{row['as_of']}:{row['version']}"
-    return make("account_health/1", event_id, "rapport", format_time(at), payload)
+def sort_out(
+    events: Iterable[faust.EventT],
+    stage: str,
+    use: Callable[[faust.EventT], T],
+    expected: tuple[type[Exception], ...] = (ContractError,),
+) -> tuple[list[tuple[faust.EventT, T]], list[Envelope]]:
+    """``use`` on every event: what it gave, and a dead letter with the reason for each event it
+    raised on (an ``expected`` error names the bad input; anything else is a bug, named so)."""
+    good: list[tuple[faust.EventT, T]] = []
+    letters: list[Envelope] = []
+    for event in events:
+        try:
+            good.append((event, use(event)))
+        except Exception as exc:
+            bug = f"{stage} failed: {type(exc).__name__}: {exc}"
+            letters.append(letter_for(event, stage, str(exc) if isinstance(exc, expected) else bug))
+    return good, letters
 
 
-class PartitionedTable:
-    """Batch reads and writes of the account states' RocksDB table, each on its key's partition.
+def letter_for(event: faust.EventT, stage: str, reason: str, data: bytes | None = None) -> Envelope:
+    message = event.message
+    raw = event.value if data is None else data
+    return dead_letter(message.topic, stage, reason, raw, message.partition, message.offset)
+
+
+class TableStore:
+    """The account states' RocksDB table as a state store port, each key on its partition.
 
     faust picks the RocksDB partition of a get or set from the stream's current event. Inside a
     batch that event belongs to whichever partition came last, so a read for another partition's
     key finds nothing and a write lands in the wrong place. Each access first points the current
-    event at an event of the key's partition (its anchor); on exit the stream's own event is put
-    back, because ``take_events`` pairs buffered values with it.
+    event at an event of the key's partition (its anchor, set per step) and then puts the
+    stream's own event back, because ``take_events`` pairs buffered values with it.
     """
 
-    def __init__(self, table: Any, stream: faust.Stream, anchors: dict[str, faust.EventT]) -> None:
-        self.table, self.stream, self.anchors = table, stream, anchors
-        self.previous: faust.EventT | None = None
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.stream: faust.Stream | None = None
+        self.anchors: dict[str, faust.EventT] = {}
+
+    def _at(self, key: str) -> faust.EventT | None:
+        assert self.stream is not None, "TableStore used outside the score agent"
+        previous = self.stream.current_event
+        self.stream._set_current_event(self.anchors[key])
+        return previous
 
     def get(self, key: str) -> dict[str, Any] | None:
-        self.stream._set_current_event(self.anchors[key])
-        data = self.table.get(key)
+        previous = self._at(key)
+        try:
+            data = self.table.get(key)
+        finally:
+            cast(faust.Stream, self.stream)._set_current_event(previous)
         return None if data is None else unpack(data)
 
-    def set(self, key: str, value: dict[str, Any]) -> None:
-        self.stream._set_current_event(self.anchors[key])
-        self.table[key] = pack(value)
+    def put(self, states: Mapping[str, dict[str, Any]]) -> None:
+        for key, state in states.items():
+            previous = self._at(key)
+            try:
+                self.table[key] = pack(state)
+            finally:
+                cast(faust.Stream, self.stream)._set_current_event(previous)
 
-    def __enter__(self) -> PartitionedTable:
-        self.previous = self.stream.current_event
-        return self
+    def keys(self) -> Iterable[str]:
+        return list(self.table.keys())
 
-    def __exit__(self, *exc: object) -> None:
-        self.stream._set_current_event(self.previous)
+    def pending(self, now: float, profile: Profile) -> dict[str, int]:
+        """Accounts (of this worker's partitions) with something to settle at ``now``."""
+        return {k: n for k, v in self.table.items() if (n := flushable(unpack(v), now, profile))}
 
 
 @dataclass
-class ScoreLoop:
-    """The score agent's per-worker memory: idle partitions and accounts with pending events."""
+class TopicPublisher:
+    """The ``scores``, ``alerts`` and ``deadletter`` topics as a publisher port."""
+
+    scores: faust.TopicT
+    alerts: faust.TopicT
+    deadletter: faust.TopicT
+
+    async def publish(
+        self,
+        health: list[dict[str, Any]],
+        alerts: list[tuple[dict[str, Any], str | None]],
+        letters: list[Envelope],
+    ) -> None:
+        for letter in letters:
+            await self.deadletter.send(key=letter.event_id.encode(), value=letter.to_bytes())
+        for row in health:
+            await self.scores.send(key=row["account_id"].encode(), value=health_envelope(row).to_bytes())
+        for row, owner in alerts:
+            event = alert_envelope(row, owner)
+            await self.alerts.send(key=row["account_id"].encode(), value=event.to_bytes())
+
+
+class LazySink:
+    """The warehouse sink, opened (and migrated) on first use or by the start-up task."""
+
+    def __init__(self, open_client: Callable[[], Client]) -> None:
+        self.open_client = open_client
+        self.sink: Sink | None = None
+
+    def opened(self) -> Sink:
+        if self.sink is None:
+            from streams.sinks.warehouse import migrate
+
+            client = self.open_client()
+            migrate(client)
+            self.sink = Sink(client)
+        return self.sink
+
+    async def write(self, rows: Rows, origin: str) -> WriteStats:
+        return await self.opened().write(rows, origin)
+
+
+@dataclass
+class ScoreIntake:
+    """The score agent's per-worker memory and its batch → step cutting: idle partitions and
+    accounts with pending events; ticks; dead letters for undecodable or unkeyed messages."""
 
     idle_flush_s: float
+    partitions: int
+    profile: Profile
+    store: TableStore
+    status: WorkerStatus
+    clock: Clock = field(default_factory=SystemClock)
     started: float = 0.0  # wall time of this worker's first batch (0 until then)
     last_event: dict[int, float] = field(default_factory=dict)  # partition -> wall time
-    pending: dict[str, int] | None = None  # account -> what a flush would settle; None until first scan
+    pending: dict[str, int] | None = None  # account -> what a settle would do; None until first scan
 
-    def note(self, states: dict[str, dict[str, Any]], profile: Profile) -> None:
-        """Remember what a flush would settle for these (stored) account states."""
-        if self.pending is None:
-            return
-        now = time.time()
-        for account_id, state in states.items():
-            count = flushable(state, now, profile)
-            if count:
-                self.pending[account_id] = count
-            else:
-                self.pending.pop(account_id, None)
+    async def steps(self, batches: AsyncIterator[Sequence[faust.EventT]]) -> AsyncIterator[Step]:
+        async for events in batches:
+            yield self.step(events)
+
+    def step(self, events: Sequence[faust.EventT]) -> Step:
+        now = self.clock.now()
+        self.started = self.started or now
+        decoded, letters = sort_out(events, "score", lambda e: decode(e.value))
+        records: list[tuple[str, Envelope]] = []
+        ticks: dict[int, faust.EventT] = {}
+        anchors: dict[str, faust.EventT] = {}  # account -> an event on its partition
+        for event, envelope in decoded:
+            partition = event.message.partition
+            if envelope.schema == "tick/1":
+                if self.fresh(envelope.payload["wall_time"], now):
+                    ticks[partition] = event
+                continue
+            account_id = event.key.decode("utf-8", "replace") if isinstance(event.key, bytes) else ""
+            if not account_id:
+                letters.append(letter_for(event, "score", "record without an account key"))
+                continue
+            self.last_event[partition] = now
+            anchors[account_id] = event
+            members, broken = unbatch(envelope)
+            records.extend((account_id, member) for member in members)
+            letters.extend(letter_for(event, "score", reason, data) for data, reason in broken)
+        due = self.due(ticks, now)
+        anchors.update({a: ticks[partition_of(a, self.partitions)] for a in due})
+        self.store.anchors = anchors
+        done = lambda outcome: self.done(outcome, events)  # noqa: E731
+        return Step(records, letters, notify=due, now=now, origin=batch_origin(events), done=done)
+
+    def due(self, ticks: dict[int, faust.EventT], now: float) -> list[str]:
+        idle = {p for p in ticks if self.idle(p, now)}
+        if not idle:
+            return []
+        if self.pending is None:  # first tick since start: find pending accounts once
+            self.pending = self.store.pending(now, self.profile)
+        return [a for a in self.pending if partition_of(a, self.partitions) in idle]
+
+    def done(self, outcome: Outcome, events: Sequence[faust.EventT]) -> None:
+        """After the commit: remember what is pending, report status, and mark the partitions
+        busy until now (idle means no batch *finished* lately: a slow write is not silence)."""
+        snapshot, status = outcome.snapshot, self.status
+        if outcome.written is not None:
+            status.add_rows(outcome.written.rows, outcome.written.retries)
+        if self.pending is not None:
+            now = self.clock.now()
+            for account_id, state in outcome.stored.items():
+                if count := flushable(state, now, self.profile):
+                    self.pending[account_id] = count
+                else:
+                    self.pending.pop(account_id, None)
+        status.count("idle_flushes", snapshot.settled)
+        status.count("events", len(outcome.step.records))
+        status.count("duplicates", snapshot.duplicates)
+        status.count("late", snapshot.late)
+        status.set("pending_events", sum(self.pending.values()) if self.pending is not None else -1)
+        status.write()
+        finished = self.clock.now()
+        for partition in self.last_event.keys() & {e.message.partition for e in events}:
+            self.last_event[partition] = finished
 
     def fresh(self, tick_sent: float, now: float) -> bool:
         """A tick redelivered after a crash or a rebalance is stale: the worker that sent it
@@ -159,8 +286,20 @@ class ScoreLoop:
         return now - self.last_event.get(partition, self.started) >= self.idle_flush_s
 
 
-def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: float = 5.0) -> faust.App:
-    """The faust app with its agents, configured from ``settings``."""
+def create_app(
+    settings: Settings,
+    store: str = "rocksdb://",
+    idle_flush_s: float = 5.0,
+    clock: Clock | None = None,
+    warehouse_client: Callable[[], Client] | None = None,
+    sink: RowSink | None = None,
+) -> faust.App:
+    """The faust app with its agents, configured from ``settings``.
+
+    ``warehouse_client`` opens the warehouse (default: :func:`open_warehouse_client` on
+    ``settings.warehouse_url``); ``sink`` replaces the warehouse altogether (agent tests pass
+    :class:`streams.testing.ListSink`).
+    """
     if not settings.kafka_bootstrap:
         raise ValueError("create_app needs settings.kafka_bootstrap (start the broker first)")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -192,7 +331,8 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
     )
     deadletter = app.topic(TOPIC_DEADLETTER, value_serializer="raw", key_serializer="raw")
     scores = app.topic(TOPIC_SCORES, value_serializer="raw", key_serializer="raw")
-    # json keys; values are compressed JSON (streams.runtime.stored_state), read through PartitionedTable
+    alerts = app.topic(TOPIC_ALERTS, value_serializer="raw", key_serializer="raw")
+    # json keys; values are compressed JSON (streams.runtime.stored_state), read through TableStore
     states = app.Table("account-state", partitions=settings.partitions, value_type=bytes)
     # Every worker resolves with every CRM contact and account domain: a global table fed by the
     # crm_contact and crm_account records resolve sees. One changelog partition and a recovery
@@ -212,23 +352,19 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
     resolver = Resolver(settings.seller_domains, CrmDirectory(contacts))
     profile = load_profile(settings.scoring_profile)
     status = WorkerStatus(settings.status_file)
-    loop = ScoreLoop(idle_flush_s)
-    sink: Sink | None = None
-
-    def warehouse() -> Sink:
-        nonlocal sink
-        if sink is None:
-            from streams.sinks.warehouse import connect, migrate, with_injected_faults
-
-            client = with_injected_faults(connect(settings.warehouse_url))
-            migrate(client)
-            sink = Sink(client)
-        return sink
+    clock = clock or SystemClock()
+    table = TableStore(states)
+    publisher = TopicPublisher(scores, alerts, deadletter)
+    warehouse = LazySink(warehouse_client or (lambda: open_warehouse_client(settings.warehouse_url)))
+    rows_to: RowSink = sink or warehouse
+    ports = Ports(table, rows_to, publisher, clock)
+    intake = ScoreIntake(idle_flush_s, settings.partitions, profile, table, status, clock)
 
     @app.task
     async def open_warehouse() -> None:
         """Open and migrate the warehouse at start, not inside the first batch."""
-        await asyncio.to_thread(warehouse)
+        if sink is None:
+            await asyncio.to_thread(warehouse.opened)
 
     @app.agent(raw_topic, concurrency=1)
     async def resolve(agent_stream: faust.StreamT) -> Any:
@@ -236,146 +372,33 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
         async for events in stream.take_events(
             settings.sink_batch_size, within=settings.resolve_batch_seconds
         ):
+            resolved, letters = sort_out(events, "resolve", lambda e: resolver.resolve(decode(e.value)))
+            await publisher.publish([], [], letters)
+            status.count("resolve_rejected", len(letters))
             by_account: dict[str, list[Envelope]] = {}  # in arrival order within each account
-            for event in events:
-                message = event.message
-                try:
-                    outputs = resolver.resolve(decode(event.value))
-                except Exception as exc:  # bad input (ContractError) or a resolver bug: never stop
-                    reason = (
-                        str(exc)
-                        if isinstance(exc, ContractError)
-                        else f"resolve failed: {type(exc).__name__}: {exc}"
-                    )
-                    letter = dead_letter(
-                        message.topic, "resolve", reason, event.value, message.partition, message.offset
-                    )
-                    await deadletter.send(key=letter.event_id.encode(), value=letter.to_bytes())
-                    status.count("resolve_rejected")
-                    continue
-                for out in outputs:
-                    by_account.setdefault(out.account_id, []).append(out.envelope)
+            for out in (out for _, outputs in resolved for out in outputs):
+                by_account.setdefault(out.account_id, []).append(out.envelope)
             for account_id, records in by_account.items():
                 for value in batches(account_id, records):
                     await interactions.send(key=account_id.encode(), value=value)
             yield len(events)
 
     @app.agent(interactions, concurrency=1)
-    async def score(agent_stream: faust.StreamT) -> Any:
+    async def score(agent_stream: faust.StreamT) -> None:
         stream = cast(faust.Stream, agent_stream)  # the concrete class: take_events, current event
-        async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_batch_seconds):
-            now = time.time()
-            loop.started = loop.started or now
-            records: list[tuple[str, Envelope]] = []
-            letters: list[Envelope] = []
-            ticks: dict[int, faust.EventT] = {}
-            anchor: dict[str, faust.EventT] = {}  # account -> an event on its partition
-            for event in events:
-                message = event.message
-                try:
-                    envelope = decode(event.value)
-                except ContractError as exc:
-                    letters.append(
-                        dead_letter(
-                            message.topic, "score", str(exc), event.value, message.partition, message.offset
-                        )
-                    )
-                    continue
-                if envelope.schema == "tick/1":
-                    if loop.fresh(envelope.payload["wall_time"], now):
-                        ticks[message.partition] = event
-                    continue
-                account_id = event.key.decode("utf-8", "replace") if isinstance(event.key, bytes) else ""
-                if not account_id:
-                    letters.append(
-                        dead_letter(
-                            message.topic,
-                            "score",
-                            "record without an account key",
-                            event.value,
-                            message.partition,
-                            message.offset,
-                        )
-                    )
-                    continue
-                loop.last_event[message.partition] = now
-                anchor[account_id] = event
-                members, broken = unbatch(envelope)
-                records.extend((account_id, member) for member in members)
-                letters.extend(
-                    dead_letter(message.topic, "score", reason, data, message.partition, message.offset)
-                    for data, reason in broken
-                )
-            with PartitionedTable(states, stream, anchor) as table:
-                result = score_batch(records, table, settings.allowed_lateness_s, profile)
-                flushed = _flush_idle(ticks, now, table)
-            status.count("idle_flushes", len(flushed.states))
-            letters.extend(
-                dead_letter(TOPIC_INTERACTIONS, "score", reason, env.to_bytes())
-                for env, reason in result.failed
-            )
-            rows = _merge(result, flushed)
-            if letters:
-                rows.setdefault("rejected_events", []).extend(rejected_row(d) for d in letters)
-            if rows:
-                written = await warehouse().write(rows, batch_origin(events))
-                status.add_rows(written.rows, written.retries)
-            for letter in letters:
-                await deadletter.send(key=letter.event_id.encode(), value=letter.to_bytes())
-            new_states = {k: v.to_dict() for k, v in {**result.states, **flushed.states}.items()}
-            with PartitionedTable(states, stream, anchor) as table:
-                for account_id, state in new_states.items():
-                    table.set(account_id, state)
-            loop.note(new_states, profile)
-            for row in _latest_health(rows.get("account_health", [])):
-                await scores.send(key=row["account_id"].encode(), value=health_envelope(row).to_bytes())
-            status.count("events", len(records))
-            status.count("duplicates", result.duplicates)
-            status.count("late", result.late)
-            status.set(
-                "pending_events", sum((loop.pending or {}).values()) if loop.pending is not None else -1
-            )
-            status.write()
-            # Idle means no batch *finished* lately: a slow write must not look like silence.
-            finished = time.time()
-            for partition in loop.last_event.keys() & {e.message.partition for e in events}:
-                loop.last_event[partition] = finished
-            yield len(records)
-
-    def _flush_idle(ticks: dict[int, faust.EventT], now: float, table: PartitionedTable) -> BatchResult:
-        idle = {p for p in ticks if loop.idle(p, now)}
-        if not idle:
-            return BatchResult()
-        if loop.pending is None:  # first tick since start: find pending accounts once
-            loop.pending = {k: n for k, v in states.items() if (n := flushable(unpack(v), now, profile))}
-        due = [a for a in loop.pending if partition_of(a, settings.partitions) in idle]
-        for account_id in due:
-            table.anchors[account_id] = ticks[partition_of(account_id, settings.partitions)]
-        return flush_accounts(due, table, profile, now)
+        table.stream = stream
+        batches_in = stream.take_events(settings.sink_batch_size, within=settings.sink_batch_seconds)
+        await run(intake.steps(batches_in), Scoring(table, settings.allowed_lateness_s, profile), ports)
 
     @app.agent(deadletter, concurrency=1)
     async def deadletters(agent_stream: faust.StreamT) -> Any:
         stream = cast(faust.Stream, agent_stream)  # the concrete class: take_events, current event
         async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_batch_seconds):
-            rows = []
-            for event in events:
-                try:
-                    rows.append(rejected_row(decode(event.value)))
-                except (ContractError, ValueError) as exc:
-                    message = event.message
-                    rows.append(
-                        rejected_row(
-                            dead_letter(
-                                message.topic,
-                                "deadletter",
-                                str(exc),
-                                event.value,
-                                message.partition,
-                                message.offset,
-                            )
-                        )
-                    )
-            written = await warehouse().write({"rejected_events": rows}, batch_origin(events))
+            letters, broken = sort_out(
+                events, "deadletter", lambda e: rejected_row(decode(e.value)), (ContractError, ValueError)
+            )
+            rows = [row for _, row in letters] + [rejected_row(letter) for letter in broken]
+            written = await rows_to.write({"rejected_events": rows}, batch_origin(events))
             status.add_rows(written.rows, written.retries)
             status.write()
             yield len(rows)
@@ -383,35 +406,37 @@ def create_app(settings: Settings, store: str = "rocksdb://", idle_flush_s: floa
     @app.timer(interval=max(0.5, idle_flush_s / 2))
     async def tick() -> None:
         """While traffic is idle and events are pending (or unknown yet), wake every partition."""
-        now = time.time()
-        if loop.pending is not None and not loop.pending:
+        now = clock.now()
+        if intake.pending is not None and not intake.pending:
             return
-        if any(not loop.idle(p, now) for p in loop.last_event):
+        if any(not intake.idle(p, now) for p in intake.last_event):
             return
-        envelope = make(
-            "tick/1", f"tick:{time.time_ns()}", "rapport", format_time(datetime.now(UTC)), {"wall_time": now}
-        )
+        at = datetime.fromtimestamp(now, UTC)
+        envelope = make("tick/1", f"tick:{int(now * 1e9)}", "rapport", format_time(at), {"wall_time": now})
         for partition in range(settings.partitions):
             await interactions.send(value=envelope.to_bytes(), partition=partition)
 
     # Handles for tests (faust test_context) and benchmarks.
     app.rapport_agents = {"resolve": resolve, "score": score, "deadletters": deadletters}  # type: ignore[attr-defined]
-    app.rapport_topics = {"interactions": interactions, "deadletter": deadletter, "scores": scores}  # type: ignore[attr-defined]
+    app.rapport_topics = {  # type: ignore[attr-defined]
+        "interactions": interactions,
+        "deadletter": deadletter,
+        "scores": scores,
+        "alerts": alerts,
+    }
     return app
 
 
-def _merge(*results: BatchResult) -> dict[str, list[dict[str, Any]]]:
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for result in results:
-        for table, table_rows in result.rows.items():
-            rows.setdefault(table, []).extend(table_rows)
-    return rows
+CLIENT_WRAPPER_ENV = "RAPPORT_WAREHOUSE_CLIENT_WRAPPER"
 
 
-def _latest_health(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    latest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        held = latest.get(row["account_id"])
-        if held is None or (row["as_of"], row["version"]) >= (held["as_of"], held["version"]):
-            latest[row["account_id"]] = row
-    return list(latest.values())
+def open_warehouse_client(url: str, env: Mapping[str, str] = os.environ) -> Client:
+    """The warehouse client, wrapped by ``module:function`` from ``RAPPORT_WAREHOUSE_CLIENT_WRAPPER``
+    when set: how a test puts its fault-injecting client (tests/faults.py) into a worker process."""
+    from streams.sinks.warehouse import connect
+
+    client = connect(url)
+    if wrapper := env.get(CLIENT_WRAPPER_ENV, "").strip():
+        module, _, name = wrapper.partition(":")
+        client = getattr(importlib.import_module(module), name)(client)
+    return client

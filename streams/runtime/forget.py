@@ -17,10 +17,10 @@ until the topics' retention removes them (see docs/design.md, "Forgetting a pers
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,13 +29,13 @@ import orjson
 
 from streams.config import Settings
 from streams.contracts import ContractError, Envelope, format_time, make
-from streams.runtime.app import partition_of
+from streams.runtime.changelog import ChangelogStore
+from streams.runtime.loop import Ports, Step, run
+from streams.runtime.ports import Clock, DictStore, NoPublisher, Rows, SystemClock
 from streams.runtime.status import read_status
-from streams.runtime.stored_state import pack
-from streams.runtime.worker import STATE_CHANGELOG
+from streams.scoring.engine import Scoring
 from streams.scoring.profile import Profile, load_profile
-from streams.scoring.scorer import flush_accounts, score_batch
-from streams.sinks.warehouse import DATABASE, TABLE_KEYS, Client, Sink
+from streams.sinks.warehouse import DATABASE, TABLE_KEYS, Client, Sink, WriteStats
 
 # Tables whose rows are inputs (entities and interactions); every other table holds scores.
 INPUT_TABLES = ("accounts", "contacts", "opportunities", "sellers", "interactions")
@@ -103,8 +103,9 @@ def scrub(value: Any, address: str) -> Any:
     return value
 
 
-def forget(email: str, settings: Settings, client: Client) -> ForgetReport:
+def forget(email: str, settings: Settings, client: Client, clock: Clock | None = None) -> ForgetReport:
     """Remove ``email`` from the warehouse behind ``client`` and from the stream state."""
+    clock = clock or SystemClock()
     address = checked_address(email)
     refuse_while_running(settings)
     report = ForgetReport(address)
@@ -129,7 +130,7 @@ def forget(email: str, settings: Settings, client: Client) -> ForgetReport:
     # missing, even if forget stops half way. (Score rows deleted before such a stop come back
     # with a replay of the sources; running forget again does not know the accounts any more.)
     sink = Sink(client)
-    origin = f"forget:{address}:{time.time_ns()}"
+    origin = f"forget:{address}:{int(clock.now() * 1e9)}"
     sink.write_now(rewrites, origin + ":inputs")
     for table in TABLE_KEYS:
         condition = mentions(client, table, address)
@@ -146,7 +147,7 @@ def forget(email: str, settings: Settings, client: Client) -> ForgetReport:
         if rewritten:
             report.rewritten[table] = rewritten
     profile = load_profile(settings.scoring_profile)
-    states = rescore(client, accounts, settings.allowed_lateness_s, profile, sink, origin, report)
+    states = rescore(client, accounts, settings.allowed_lateness_s, profile, sink, origin, report, clock)
     report.state = replace_state(settings, states)
     return report
 
@@ -179,6 +180,18 @@ def alive(pid: int) -> bool:
     return True
 
 
+class ScoresOnly:
+    """A row sink that writes only score tables: the input rows were rewritten above."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.written = WriteStats(rows={})
+
+    async def write(self, rows: Rows, origin: str) -> WriteStats:
+        self.written = await self.sink.write({t: r for t, r in rows.items() if t not in INPUT_TABLES}, origin)
+        return self.written
+
+
 def rescore(
     client: Client,
     accounts: list[str],
@@ -187,24 +200,21 @@ def rescore(
     sink: Sink,
     origin: str,
     report: ForgetReport,
+    clock: Clock,
 ) -> dict[str, dict[str, Any]]:
     """Recompute the score tables of ``accounts`` from their remaining input rows."""
     if not accounts:
         return {}
     records = sorted(input_envelopes(client, accounts), key=lambda r: (r[1].occurred_at, r[1].event_id))
-    result = score_batch(records, {}, lateness_s, profile)
-    stored = {k: s.to_dict() for k, s in result.states.items()}
-    # Windows close as the live worker's idle timer and replay close them: on the clock.
-    flushed = flush_accounts(list(stored), stored, profile, now=time.time())
-    stored.update({k: s.to_dict() for k, s in flushed.states.items()})
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for batch in (result, flushed):
-        for table, table_rows in batch.rows.items():
-            if table not in INPUT_TABLES:
-                rows.setdefault(table, []).extend(table_rows)
-    report.score_rows = sink.write_now(rows, origin + ":scores").rows
+    store, scores = DictStore(), ScoresOnly(sink)
+    ports = Ports(store, scores, NoPublisher(), clock)
+    # One step from an empty store; windows close as the live idle timer and replay close them:
+    # on the clock.
+    step = Step(records, eof=True, origin=origin + ":scores")
+    asyncio.run(run([step], Scoring(ports.store, lateness_s, profile), ports))
+    report.score_rows = scores.written.rows
     report.rescored = accounts
-    return stored
+    return dict(store)
 
 
 def rows_of(client: Client, table: str, accounts: Iterable[str]) -> list[dict[str, Any]]:
@@ -323,19 +333,6 @@ def replace_state(settings: Settings, states: dict[str, dict[str, Any]]) -> str:
     cache = "local state cache removed" if removed else "no local state cache"
     if not settings.kafka_bootstrap:
         return f"{cache}; the embedded broker keeps no state between runs"
-    from kafka import KafkaProducer
-
-    topic = STATE_CHANGELOG.format(app_id=settings.app_id)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    try:
-        for account_id, state in states.items():
-            producer.send(
-                topic,
-                key=orjson.dumps(account_id),
-                value=pack(state),
-                partition=partition_of(account_id, settings.partitions),
-            )
-        producer.flush(timeout=60)
-    finally:
-        producer.close(timeout=10)
-    return f"{cache}; {len(states)} recomputed account states written to {topic}"
+    store = ChangelogStore(settings.kafka_bootstrap, settings.app_id, settings.partitions)
+    store.put(states)
+    return f"{cache}; {len(states)} recomputed account states written to {store.topic}"

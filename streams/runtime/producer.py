@@ -20,9 +20,11 @@ from kafka import KafkaProducer
 from streams.config import TOPIC_DEADLETTER, TOPIC_RAW
 from streams.contracts import ContractError
 from streams.deadletters import dead_letter
-from streams.identity.resolver import Resolver
+from streams.identity.resolver import Resolved, Resolver
 from streams.sources.dataset import Rejection, SourceRecord
 from streams.sources.reader import Tally
+
+Placement = list[Resolved] | ContractError  # what resolving a record gave
 
 
 class EventProducer:
@@ -41,20 +43,26 @@ class EventProducer:
         )
         self.sent: Counter[str] = Counter()
 
-    def send(self, item: SourceRecord | Rejection) -> None:
+    def send(self, item: SourceRecord | Rejection, placed: Placement | None = None) -> None:
         if isinstance(item, SourceRecord):
-            self.producer.send(TOPIC_RAW, value=item.raw, key=self.routing_key(item).encode())
+            key = self.routing_key(item, placed)
+            self.producer.send(TOPIC_RAW, value=item.raw, key=key.encode())
             self.sent[item.source] += 1
         else:
             letter = dead_letter(item.origin, "ingest", item.reason, item.raw)
             self.producer.send(TOPIC_DEADLETTER, value=letter.to_bytes(), key=letter.event_id.encode())
             self.sent[TOPIC_DEADLETTER] += 1
 
-    def routing_key(self, item: SourceRecord) -> str:
+    def place(self, item: SourceRecord) -> Placement:
+        """The resolver's answer for one record: its canonical records, or why it fits nowhere."""
         try:
-            return self.resolver.resolve(item.envelope)[0].account_id
-        except ContractError:
-            return item.envelope.event_id
+            return self.resolver.resolve(item.envelope)
+        except ContractError as exc:
+            return exc
+
+    def routing_key(self, item: SourceRecord, placed: Placement | None = None) -> str:
+        placed = self.place(item) if placed is None else placed
+        return item.envelope.event_id if isinstance(placed, ContractError) else placed[0].account_id
 
     def send_all(
         self,
@@ -62,10 +70,12 @@ class EventProducer:
         tally: Tally | None = None,
         progress: Callable[[], None] | None = None,
     ) -> None:
-        """Send everything; with a tally, count each item and skip repeats of an event id."""
+        """Send everything; with a tally, count each item and skip repeats of an event id.
+        Each record is resolved once: the tally and the routing key share the answer."""
         for item in items:
-            if tally is None or tally.note(item, self.resolver) != "duplicate":
-                self.send(item)
+            placed = self.place(item) if isinstance(item, SourceRecord) else None
+            if tally is None or tally.note(item, self.resolver, placed) != "duplicate":
+                self.send(item, placed)
             if progress:
                 progress()
 

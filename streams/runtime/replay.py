@@ -6,20 +6,21 @@ so replay and live give the same rows for the same input.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
-from streams.config import TOPIC_INTERACTIONS, TOPIC_RAW, Settings
+from streams.config import TOPIC_RAW, Settings
 from streams.contracts import ContractError, Envelope
-from streams.deadletters import dead_letter, rejected_row
+from streams.deadletters import dead_letter
 from streams.identity.resolver import Resolver
+from streams.runtime.loop import Ports, Step, run
+from streams.runtime.ports import Clock, DictStore, NoPublisher, Rows, SystemClock
+from streams.scoring.engine import Scoring
 from streams.scoring.profile import load_profile
-from streams.scoring.scorer import flush_accounts, score_batch
 from streams.sinks.warehouse import Client, Sink, WriteStats, connect, migrate
 from streams.sources.dataset import Rejection, SourceRecord
 
@@ -34,78 +35,93 @@ class ReplaySummary:
     rows: Counter[str] = field(default_factory=Counter)
 
 
+class BackgroundSink:
+    """The warehouse sink on one writer thread: a step's insert (chDB releases the GIL) overlaps
+    scoring the next step. One thread keeps the writes in order (equal versions: the later
+    insert wins), and waiting for the previous write before handing over the next keeps at most
+    two steps in memory. ``rows`` counts what landed."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.rows: Counter[str] = Counter()
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-writer")
+        self.writing: Future[WriteStats] | None = None
+
+    async def write(self, rows: Rows, origin: str) -> WriteStats:
+        self.wait()
+        self.writing = self.writer.submit(self.sink.write_now, rows, origin)
+        return WriteStats(rows={})  # counted in ``rows`` once it landed
+
+    def wait(self) -> None:
+        if self.writing is not None:
+            self.rows.update(self.writing.result().rows)
+            self.writing = None
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self.writer.shutdown(wait=True)
+
+
 def replay(
     items: Iterable[SourceRecord | Rejection],
     settings: Settings,
     client: Client | None = None,
     progress: Callable[[int], None] | None = None,
+    clock: Clock | None = None,
 ) -> ReplaySummary:
     """Resolve, score and write every item; returns what was read and written."""
     client = client or connect(settings.warehouse_url)
     migrate(client)
-    sink = Sink(client)
-    resolver = Resolver(settings.seller_domains)
-    profile = load_profile(settings.scoring_profile)
-    states: dict[str, dict[str, Any]] = {}
+    sink = BackgroundSink(Sink(client))
+    ports = Ports(DictStore(), sink, NoPublisher(), clock or SystemClock())
     summary = ReplaySummary()
-    batch: list[tuple[str, Envelope]] = []
-    rejected: list[dict[str, Any]] = []
-    digest = hashlib.sha256()
-    # One writer thread: a batch's insert (chDB releases the GIL) overlaps scoring the next batch.
-    # One thread keeps the writes in order (equal versions: the later insert wins), and waiting
-    # for the previous write before handing over the next keeps at most two batches in memory.
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-writer")
-    writing: Future[WriteStats] | None = None
-
-    def write(rows: dict[str, list[dict[str, Any]]], stage: str) -> None:
-        nonlocal writing
-        # The token must differ per write: an insert with a token seen before is dropped.
-        origin = f"replay:{stage}:{digest.hexdigest()}"
-        if writing is not None:
-            summary.rows.update(writing.result().rows)
-        writing = writer.submit(sink.write_now, rows, origin)
-
-    def flush_batch() -> None:
-        result = score_batch(batch, states, settings.allowed_lateness_s, profile)
-        rows = result.rows
-        rejected.extend(
-            rejected_row(dead_letter(TOPIC_INTERACTIONS, "score", reason, env.to_bytes()))
-            for env, reason in result.failed
-        )
-        if rejected:
-            rows.setdefault("rejected_events", []).extend(rejected)
-        write(rows, "batch")
-        states.update({k: s.to_dict() for k, s in result.states.items()})
-        summary.duplicates += result.duplicates
-        if progress:
-            progress(len(batch) + len(rejected))
-        batch.clear()
-        rejected.clear()
-
+    steps = replay_steps(items, Resolver(settings.seller_domains), summary, progress)
+    scoring = Scoring(ports.store, settings.allowed_lateness_s, load_profile(settings.scoring_profile))
     try:
-        for item in items:
-            summary.read += 1
-            digest.update(item.raw)
-            if isinstance(item, Rejection):
-                rejected.append(rejected_row(dead_letter(item.origin, "ingest", item.reason, item.raw)))
-                summary.rejected += 1
-            else:
-                try:
-                    batch.extend((r.account_id, r.envelope) for r in resolver.resolve(item.envelope))
-                except ContractError as exc:
-                    rejected.append(rejected_row(dead_letter(TOPIC_RAW, "resolve", str(exc), item.raw)))
-                    summary.rejected += 1
-            if len(batch) + len(rejected) >= BATCH:
-                flush_batch()
-        if batch or rejected:
-            flush_batch()
-        # Value windows still open at the end close if their end has passed on the clock, exactly
-        # as the live worker's idle timer closes them.
-        final = flush_accounts(list(states), states, profile, now=time.time())
-        if final.rows:
-            write(final.rows, "flush")
+        totals = asyncio.run(run(steps, scoring, ports))
     finally:
-        writer.shutdown(wait=True)
-    if writing is not None:
-        summary.rows.update(writing.result().rows)
+        sink.close()
+    summary.duplicates = totals.duplicates
+    summary.rows = sink.rows
     return summary
+
+
+def replay_steps(
+    items: Iterable[SourceRecord | Rejection],
+    resolver: Resolver,
+    summary: ReplaySummary,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[Step]:
+    """The items cut into steps of ``BATCH``, then the end of input: value windows still open
+    close if their end has passed on the clock, as the live worker's idle timer closes them."""
+    records: list[tuple[str, Envelope]] = []
+    letters: list[Envelope] = []
+    digest = hashlib.sha256()
+
+    def step() -> Step:
+        # The token must differ per write: an insert with a token seen before is dropped.
+        count = len(records) + len(letters)
+        done = (lambda _: progress(count)) if progress else None
+        return Step(list(records), list(letters), origin=f"replay:batch:{digest.hexdigest()}", done=done)
+
+    for item in items:
+        summary.read += 1
+        digest.update(item.raw)
+        if isinstance(item, Rejection):
+            letters.append(dead_letter(item.origin, "ingest", item.reason, item.raw))
+            summary.rejected += 1
+        else:
+            try:
+                records.extend((r.account_id, r.envelope) for r in resolver.resolve(item.envelope))
+            except ContractError as exc:
+                letters.append(dead_letter(TOPIC_RAW, "resolve", str(exc), item.raw))
+                summary.rejected += 1
+        if len(records) + len(letters) >= BATCH:
+            yield step()
+            records.clear()
+            letters.clear()
+    if records or letters:
+        yield step()
+    yield Step(eof=True, origin=f"replay:flush:{digest.hexdigest()}")

@@ -11,20 +11,18 @@ from __future__ import annotations
 import hashlib
 import math
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from streams.scoring.account import Account
 from streams.scoring.health import TIERS
 from streams.scoring.profile import DAY, Profile
-
-if TYPE_CHECKING:
-    from streams.scoring.state import AccountState
 
 SEVERITY_BY_TIER = {"at_risk": "medium", "disengaged": "high"}
 
 
-def _row(state: AccountState, alert: dict[str, Any], profile: Profile, ended: float | None) -> dict[str, Any]:
+def _row(state: Account, alert: dict[str, Any], profile: Profile, ended: float | None) -> dict[str, Any]:
     return {
         "alert_id": alert["id"],
         "account_id": state.account_id,
@@ -42,7 +40,7 @@ def _row(state: AccountState, alert: dict[str, Any], profile: Profile, ended: fl
 
 
 def raise_alert(
-    state: AccountState,
+    state: Account,
     kind: str,
     subject: str,
     at: float,
@@ -72,7 +70,7 @@ def raise_alert(
 
 
 def resolve_alert(
-    state: AccountState, kind: str, subject: str, at: float, why: str, profile: Profile
+    state: Account, kind: str, subject: str, at: float, why: str, profile: Profile
 ) -> list[dict[str, Any]]:
     alert = state.alerts_open.pop(f"{kind}|{subject}", None)
     if alert is None:
@@ -82,9 +80,7 @@ def resolve_alert(
     return [_row(state, alert, profile, at)]
 
 
-def resolve_kind(
-    state: AccountState, kind: str, at: float, why: str, profile: Profile
-) -> list[dict[str, Any]]:
+def resolve_kind(state: Account, kind: str, at: float, why: str, profile: Profile) -> list[dict[str, Any]]:
     if not state.alerts_open:
         return []
     rows = []
@@ -94,7 +90,7 @@ def resolve_kind(
 
 
 def daily_alerts(
-    state: AccountState, end: float, health: dict[str, Any], previous_tier: str | None, profile: Profile
+    state: Account, end: float, health: dict[str, Any], previous_tier: str | None, profile: Profile
 ) -> list[dict[str, Any]]:
     """Rules that look at a closed day: tier, trend, silent contacts, threading, CRM owner."""
     a = profile.alerts
@@ -202,7 +198,7 @@ def weekly_rate(decayed_sum: float, half_life_days: float) -> float:
     return decayed_sum * math.log(2) / half_life_days * 7
 
 
-def _engagement_drop(state: AccountState, end: float, profile: Profile) -> list[dict[str, Any]]:
+def _engagement_drop(state: Account, end: float, profile: Profile) -> list[dict[str, Any]]:
     """The buyer side's recent rate of engagement against the account's own slower baseline:
     the early warning, before the slower signals (engaged contacts, coverage) move."""
     a = profile.alerts
@@ -240,7 +236,7 @@ def _engagement_drop(state: AccountState, end: float, profile: Profile) -> list[
 
 
 def event_alerts(
-    state: AccountState, at: float, event_id: str, item: dict[str, Any], profile: Profile
+    state: Account, at: float, event_id: str, item: dict[str, Any], profile: Profile
 ) -> list[dict[str, Any]]:
     """Rules that fire on an event: unanswered outreach streaks and meeting cancellations."""
     a = profile.alerts
@@ -283,7 +279,7 @@ def event_alerts(
 
 
 def contact_left(
-    state: AccountState, at: float, event_id: str, contact: str, profile: Profile
+    state: Account, at: float, event_id: str, contact: str, profile: Profile
 ) -> list[dict[str, Any]]:
     """The CRM marks an engaged buyer contact inactive: they most likely left the company."""
     since = at - profile.health.engaged_window_days * DAY

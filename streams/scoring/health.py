@@ -7,14 +7,12 @@ the row is a pure function of the state and a moment, so live and replay agree.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from streams.scoring.account import Account
 from streams.scoring.profile import DAY, Profile
-
-if TYPE_CHECKING:
-    from streams.scoring.state import AccountState
 
 TIERS = ("healthy", "watch", "at_risk", "disengaged")
 
@@ -30,7 +28,7 @@ def tier_for(score: float, profile: Profile) -> str:
     return "disengaged"
 
 
-def engaged_contacts(state: AccountState, now: float, profile: Profile) -> list[str]:
+def engaged_contacts(state: Account, now: float, profile: Profile) -> list[str]:
     """Buyer contacts with two-way contact (they wrote, and were written to) within the window."""
     since = now - profile.health.engaged_window_days * DAY
     return sorted(
@@ -55,7 +53,7 @@ def _signal(value: float | None, target: float, weight: float) -> dict[str, Any]
     }
 
 
-def account_health(state: AccountState, now: float, profile: Profile, version: int) -> dict[str, Any]:
+def account_health(state: Account, now: float, profile: Profile, version: int) -> dict[str, Any]:
     """The health row for the day of ``now``."""
     h, d = profile.health, profile.depth
     since = now - h.engaged_window_days * DAY

@@ -10,15 +10,13 @@ first meeting is not punished for having no predecessor.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from streams.contracts import parse_time
+from streams.scoring.account import Account
 from streams.scoring.profile import DAY, Profile
-
-if TYPE_CHECKING:
-    from streams.scoring.state import AccountState
 
 
 def _recent(mark: list[Any] | None, start: float, days: float) -> str | None:
@@ -29,7 +27,7 @@ def _recent(mark: list[Any] | None, start: float, days: float) -> str | None:
 
 
 def meeting_preparedness(
-    state: AccountState, at: float, event_id: str, meeting: dict[str, Any], profile: Profile
+    state: Account, at: float, event_id: str, meeting: dict[str, Any], profile: Profile
 ) -> dict[str, Any]:
     p = profile.preparedness
     detail = meeting["detail"]

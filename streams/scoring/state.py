@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from streams.contracts import Envelope, parse_time
+from streams.scoring.account import Account
 from streams.scoring.alerts import contact_left, daily_alerts, event_alerts
 from streams.scoring.health import account_health
 from streams.scoring.preparedness import meeting_preparedness
@@ -26,12 +26,10 @@ from streams.scoring.titles import classify_title
 from streams.scoring.value import close_windows, note_outcomes, note_stage_advanced, open_window, opens_window
 
 Row = tuple[str, dict[str, Any]]
-DECAYED = ("total", "intensity", "inbound", "sent", "answered", "value_sum", "value_n")
 MAX_GAP_DAYS = 400  # idle days filled with daily rows between two interactions, at most
 
 
-@dataclass
-class AccountState:
+class AccountState(Account):
     """What the scorer remembers about one account between events.
 
     Events wait in ``pending`` until the account's watermark (max event time seen) minus the
@@ -40,64 +38,6 @@ class AccountState:
     a replay, or an idle timer in live mode). A day's health row is rewritten while the day is
     open and finalised (with that day's alerts) when an event of a later day settles.
     """
-
-    account_id: str
-    watermark: float = 0.0  # max event time seen (epoch seconds)
-    settled_until: float = 0.0  # event time of the last settled event
-    settled: int = 0  # events settled
-    seen: dict[str, float] = field(default_factory=dict)  # event id -> event time, within lateness
-    seen_limit: int = 64  # prune ``seen`` when it grows past this (amortised, not per event)
-    pending: list[list[Any]] = field(default_factory=list)  # [at, event id, kind, data]
-    late: int = 0
-    listed: bool = False  # an accounts row exists (from the CRM, or a provisional one written here)
-    # buyer side
-    contacts: dict[str, list[Any]] = field(default_factory=dict)  # CRM email -> [seniority, dept, active]
-    last_out: dict[str, float] = field(default_factory=dict)  # buyer -> last seller->buyer
-    last_in: dict[str, float] = field(default_factory=dict)  # buyer -> last buyer->seller
-    last_mail_out: dict[str, list[Any]] = field(default_factory=dict)  # buyer -> [time, id] of seller email
-    cadence: dict[str, list[float]] = field(default_factory=dict)  # buyer -> [first inbound, inbound count]
-    reply_norm: dict[str, list[float]] = field(default_factory=dict)  # buyer -> [typical reply delay s, n]
-    unanswered: dict[str, int] = field(default_factory=dict)  # buyer -> seller touches since they last wrote
-    # seller side and CRM
-    sellers: dict[str, float] = field(default_factory=dict)  # seller -> last touch
-    crm_work: dict[str, list[Any]] = field(default_factory=dict)  # seller -> [time, id] of CRM activity
-    internal_work: dict[str, list[Any]] = field(default_factory=dict)  # seller -> [time, id] internal
-    owner: str = ""
-    owner_change: list[Any] = field(default_factory=list)  # [new owner, since] until they make contact
-    opportunities: dict[str, list[str]] = field(default_factory=dict)  # id -> [stage, status]
-    last_meeting: dict[str, Any] = field(default_factory=dict)  # {id, end, buyers, followed}
-    # scores
-    decay: dict[str, float] = field(default_factory=lambda: dict.fromkeys(DECAYED, 0.0))
-    decayed_at: float = 0.0
-    # buyer-side interactions decayed fast (recent) and slowly (the account's own baseline): [sum, as of]
-    low_days: int = 0  # consecutive closed days with recent engagement below the drop ratio
-    engagement: dict[str, list[float]] = field(
-        default_factory=lambda: {"recent": [0.0, 0.0], "usual": [0.0, 0.0]}
-    )
-    open_values: dict[str, dict[str, Any]] = field(default_factory=dict)
-    windows_due: float | None = None  # the earliest end of an open value window
-    open_day: int | None = None  # the day whose health row is still provisional
-    scored_until: float = 0.0  # event time of the last settled (scored) interaction
-    first_day: int | None = None  # the day of the first scored interaction
-    day_scores: dict[str, float] = field(default_factory=dict)  # closed day -> score, for the trend
-    last_tier: str | None = None
-    streak: list[str] = field(default_factory=list)  # unanswered seller interactions in a row
-    cancellations: list[list[Any]] = field(default_factory=list)  # [time, id] of recent cancels
-    alerts_open: dict[str, dict[str, Any]] = field(default_factory=dict)
-    alerts_ended: dict[str, float] = field(default_factory=dict)
-    interactions: int = 0
-    automated: int = 0
-    last_touch: float = 0.0
-    recent: list[str] = field(default_factory=list)  # newest settled event ids, for explanations
-
-    # --- persistence -------------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AccountState:
-        return cls(**data)
 
     # --- the step ----------------------------------------------------------------------------
 
@@ -201,35 +141,6 @@ class AccountState:
     def _health(self, now: float, profile: Profile, final: bool) -> dict[str, Any]:
         # A closed day's row must replace every provisional row of that day: odd versions win.
         return account_health(self, now, profile, 2 * self.settled + int(final))
-
-    def score_on_or_before(self, day: int) -> float | None:
-        if (score := self.day_scores.get(str(day))) is not None:  # every closed day has a score
-            return score
-        earlier = [int(d) for d in self.day_scores if int(d) <= day]
-        return self.day_scores[str(max(earlier))] if earlier else None
-
-    def decayed(self, now: float, profile: Profile) -> dict[str, float]:
-        factor = math.pow(
-            2.0, -max(now - self.decayed_at, 0.0) / (profile.health.intensity_half_life_days * DAY)
-        )
-        return {k: v * factor for k, v in self.decay.items()}
-
-    def add_decayed(self, at: float, profile: Profile, **amounts: float) -> None:
-        """Exponential decay is order-independent: a late amount adds its weight decayed to now."""
-        half = profile.health.intensity_half_life_days * DAY
-        if at >= self.decayed_at:
-            factor = math.pow(2.0, -(at - self.decayed_at) / half)
-            self.decay = {k: v * factor for k, v in self.decay.items()}
-            self.decayed_at = at
-            weight = 1.0
-        else:
-            weight = math.pow(2.0, -(self.decayed_at - at) / half)
-        for name, amount in amounts.items():
-            self.decay[name] += weight * amount
-
-    def note_reply_delay(self, buyer: str, delay: float) -> None:
-        norm = self.reply_norm.get(buyer)
-        self.reply_norm[buyer] = [delay, 1.0] if not norm else [0.7 * norm[0] + 0.3 * delay, norm[1] + 1]
 
     # --- one settled event -------------------------------------------------------------------
 

@@ -10,14 +10,12 @@ the window's end.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from streams.scoring.account import Account
 from streams.scoring.profile import DAY, Profile
-
-if TYPE_CHECKING:
-    from streams.scoring.state import AccountState
 
 SENIOR = ("exec", "senior")
 
@@ -32,9 +30,7 @@ def opens_window(item: dict[str, Any]) -> bool:
     )
 
 
-def open_window(
-    state: AccountState, at: float, event_id: str, item: dict[str, Any], profile: Profile
-) -> None:
+def open_window(state: Account, at: float, event_id: str, item: dict[str, Any], profile: Profile) -> None:
     outcomes: dict[str, list[Any]] = {}
     detail = item["detail"]
     if item["ch"] == "meeting":
@@ -64,7 +60,7 @@ def open_window(
 
 
 def note_outcomes(
-    state: AccountState,
+    state: Account,
     at: float,
     event_id: str,
     item: dict[str, Any],
@@ -101,14 +97,14 @@ def note_outcomes(
             outcomes.setdefault("follow_on_meeting", [event_id, 1.0])
 
 
-def note_stage_advanced(state: AccountState, at: float, event_id: str, profile: Profile) -> None:
+def note_stage_advanced(state: Account, at: float, event_id: str, profile: Profile) -> None:
     window = profile.value.response_window_days * DAY
     for value in state.open_values.values():
         if value["at"] < at <= value["at"] + window:
             value["outcomes"].setdefault("stage_advanced", [event_id, 1.0])
 
 
-def close_windows(state: AccountState, until: float, profile: Profile) -> list[dict[str, Any]]:
+def close_windows(state: Account, until: float, profile: Profile) -> list[dict[str, Any]]:
     """Value rows of the windows that end before ``until``, oldest first."""
     if state.windows_due is None or state.windows_due >= until:
         return []  # the common case, checked without touching the windows

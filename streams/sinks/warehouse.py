@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import random
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -52,7 +51,7 @@ class WarehouseError(RuntimeError):
 
 
 class Client(Protocol):
-    """The part of clickhouse-connect's client Rapport uses (the fault-injection boundary)."""
+    """The part of clickhouse-connect's client Rapport uses (tests wrap it to inject faults)."""
 
     def command(self, cmd: str, parameters: Any = None, settings: Any = None) -> Any: ...
 
@@ -187,51 +186,6 @@ def _open(url: str) -> Client:
             else "check the server is up and the URL's user/password"
         )
         raise WarehouseError(redacted(f"cannot open warehouse {url}: {exc}; {hint}")) from exc
-
-
-OUTAGE_SWITCH_ENV = "RAPPORT_FAULT_WAREHOUSE_OUTAGE_FILE"
-
-
-class SwitchedOutage:
-    """A client whose inserts fail while a switch file exists: injected warehouse outages.
-
-    Fault tests point ``RAPPORT_FAULT_WAREHOUSE_OUTAGE_FILE`` at a path and create or remove that
-    file to take the warehouse down or bring it back, across the worker's process boundary.
-    Queries and commands pass through, so only writes see the outage.
-    """
-
-    def __init__(self, client: Client, switch: Path) -> None:
-        self.client, self.switch = client, switch
-
-    def command(self, cmd: str, parameters: Any = None, settings: Any = None) -> Any:
-        return self.client.command(cmd, parameters=parameters, settings=settings)
-
-    def query(self, query: str, parameters: Any = None, settings: Any = None) -> Any:
-        return self.client.query(query, parameters=parameters, settings=settings)
-
-    def insert(
-        self,
-        table: str,
-        data: Sequence[Sequence[Any]],
-        column_names: Sequence[str] = "*",
-        database: str = "",
-        column_oriented: bool = False,
-        settings: Any = None,
-    ) -> Any:
-        if self.switch.exists():
-            raise WarehouseError(f"injected outage: inserts fail while {self.switch} exists")
-        return self.client.insert(
-            table, data, column_names=column_names, column_oriented=column_oriented, settings=settings
-        )
-
-    def close(self) -> None:
-        getattr(self.client, "close", lambda: None)()
-
-
-def with_injected_faults(client: Client, env: Mapping[str, str] = os.environ) -> Client:
-    """``client``, wrapped in :class:`SwitchedOutage` when the fault-test variable is set."""
-    switch = env.get(OUTAGE_SWITCH_ENV, "").strip()
-    return SwitchedOutage(client, Path(switch)) if switch else client
 
 
 @dataclass(frozen=True)

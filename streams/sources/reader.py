@@ -129,8 +129,14 @@ class Tally:
     copies: Copies = field(default_factory=Copies, repr=False)
     ledger: Ledger | None = field(default=None, repr=False)
 
-    def note(self, item: SourceRecord | Rejection, resolver: Resolver) -> str:
-        """Count one item; returns its category (``accepted``, ``duplicate``, …)."""
+    def note(
+        self,
+        item: SourceRecord | Rejection,
+        resolver: Resolver,
+        placed: list[Any] | ContractError | None = None,
+    ) -> str:
+        """Count one item; returns its category (``accepted``, ``duplicate``, …). ``placed`` is
+        the resolver's answer for it when the caller already has one (resolved once)."""
         self.read += 1
         if self.ledger is None:
             self.ledger = Ledger(resolver.seller_domains)
@@ -142,14 +148,17 @@ class Tally:
             self.duplicates_by[original[0]] += 1
             return "duplicate"
         automated = resolver.automated_reason(item.envelope)
-        try:
-            records = resolver.resolve(item.envelope)
-        except ContractError as exc:
+        if placed is None:
+            try:
+                placed = resolver.resolve(item.envelope)
+            except ContractError as exc:
+                placed = exc
+        if isinstance(placed, ContractError):
             if automated:  # kept (or dead-lettered if it has no organisation), never scored
                 return self._automated(automated)
-            self.ledger.reject(str(exc))
-            return self._reject(str(exc))
-        for record in records:
+            self.ledger.reject(str(placed))
+            return self._reject(str(placed))
+        for record in placed:
             self.ledger.observe(record.envelope)
         if automated:
             return self._automated(automated)

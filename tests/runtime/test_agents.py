@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from unittest.mock import AsyncMock
 
@@ -9,9 +10,11 @@ import orjson
 import pytest
 
 from streams.config import Settings
-from streams.contracts import decode, unbatch
+from streams.contracts import Envelope, batches, decode, unbatch
+from streams.identity.resolver import Resolver
 from streams.runtime.app import create_app
-from streams.sources.synthetic import generate
+from streams.sources.synthetic import SELLER_DOMAIN, generate
+from streams.testing import ListSink
 
 
 @pytest.fixture
@@ -55,3 +58,34 @@ async def test_resolve_dead_letters_bad_input_with_reason(app) -> None:  # type:
     reasons = [orjson.loads(orjson.dumps(letter.payload))["reason"] for letter in letters]
     assert "event_id" in reasons[0]
     assert "not valid JSON" in reasons[1]
+
+
+async def test_score_writes_rows_then_stores_and_publishes_through_the_loop(settings: Settings) -> None:
+    sink = ListSink()
+    app = create_app(replace(settings, kafka_bootstrap="127.0.0.1:1"), store="memory://", sink=sink)
+    app.finalize()
+    app.flow_control.resume()
+    sends = {name: AsyncMock() for name in app.rapport_topics}
+    for name, topic in app.rapport_topics.items():
+        topic.send = sends[name]
+    events, _ = generate(1, seed=3, days=30)
+    resolver = Resolver([SELLER_DOMAIN])
+    by_account: dict[str, list[Envelope]] = {}
+    for event in events:
+        for out in resolver.resolve(event):
+            by_account.setdefault(out.account_id, []).append(out.envelope)
+    ((account_id, records),) = by_account.items()
+    async with app.rapport_agents["score"].test_context() as agent:
+        for value in batches(account_id, records):
+            await agent.put(value, key=account_id.encode())
+            await asyncio.sleep(0.6)  # past the batch window: one step per message
+        await agent.put(b"\xff not json", key=account_id.encode())
+        await asyncio.sleep(0.6)
+    interactions = {e.payload["interaction_id"] for e in records if e.schema == "interaction/1"}
+    assert {r["interaction_id"] for r in sink.rows["interactions"]} == interactions
+    assert sink.rows["account_health"]
+    published = [decode(c.kwargs["value"]) for c in sends["scores"].await_args_list]
+    assert published and {p.payload["account_id"] for p in published} == {account_id}
+    (letter,) = [decode(c.kwargs["value"]) for c in sends["deadletter"].await_args_list]
+    assert letter.payload["stage"] == "score" and "not valid JSON" in letter.payload["reason"]
+    assert [r["rejected_id"] for r in sink.rows["rejected_events"]] == [letter.payload["rejected_id"]]

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from streams.identity.resolver import Resolver
 from streams.runtime.stored_state import pack, unpack
-from streams.scoring.scorer import score_batch
 from streams.sources.synthetic import SELLER_DOMAIN, generate
+from streams.testing import run_in_memory
 
 scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text()
 json_values = st.recursive(
@@ -32,12 +32,12 @@ def test_a_scored_state_is_stored_several_times_smaller() -> None:
     events, _ = generate(3, seed=5, days=60)
     resolver = Resolver([SELLER_DOMAIN])
     records = [(o.account_id, o.envelope) for e in events for o in resolver.resolve(e)]
-    states = score_batch(records, {}, 86400.0).states
+    states = run_in_memory(records, [len(records)], 86400.0).store
     assert states
     for state in states.values():
-        plain = orjson.dumps(state.to_dict())
-        assert unpack(pack(state.to_dict())) == orjson.loads(plain)
-        assert len(pack(state.to_dict())) * 2 < len(plain)
+        plain = orjson.dumps(state)
+        assert unpack(pack(state)) == orjson.loads(plain)
+        assert len(pack(state)) * 2 < len(plain)
 
 
 @pytest.mark.parametrize("data", [b"\x78\x01garbage", b"[1, 2]", b"\x00\x01", b"{not json"])

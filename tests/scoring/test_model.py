@@ -10,8 +10,8 @@ import pytest
 
 from streams.contracts import Envelope, format_time, make
 from streams.scoring.profile import DEFAULT
-from streams.scoring.scorer import flush_accounts, score_batch
 from streams.sinks.warehouse import collapse
+from streams.testing import run_in_memory
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 SELLER = "sam@seller.com"
@@ -124,13 +124,9 @@ class History:
 
     def rows(self) -> dict[str, list[dict[str, Any]]]:
         ordered = sorted(self.records, key=lambda r: (r[1].occurred_at, r[1].event_id))
-        stored: dict[str, Any] = {}
-        result = score_batch(ordered, stored, 3600.0)
-        assert not result.failed
-        stored.update({k: s.to_dict() for k, s in result.states.items()})
-        rows = result.rows
-        for table, more in flush_accounts(list(stored), stored).rows.items():
-            rows.setdefault(table, []).extend(more)
+        ports = run_in_memory(ordered, [len(ordered)], 3600.0)
+        rows = ports.sink.rows
+        assert "rejected_events" not in rows  # every record was usable
         return {table: collapse(table, r) for table, r in rows.items()}
 
 

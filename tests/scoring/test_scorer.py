@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from functools import cache
-from typing import Any
 
 import orjson
 from hypothesis import given, settings
@@ -12,9 +11,10 @@ from hypothesis import strategies as st
 
 from streams.contracts import Envelope, parse_time
 from streams.identity.resolver import Resolver
-from streams.scoring.scorer import flush_accounts, score_batch
+from streams.scoring.engine import Scoring
 from streams.sinks.warehouse import collapse
 from streams.sources.synthetic import SELLER_DOMAIN, generate
+from streams.testing import memory_ports, run_in_memory
 
 LATENESS = 86400.0
 
@@ -27,20 +27,8 @@ def records() -> tuple[tuple[str, Envelope], ...]:
 
 
 def final_rows(stream: list[tuple[str, Envelope]], batch_sizes: list[int]) -> dict[str, list[str]]:
-    """Run the core like the live agent: batches, states stored as dicts between them, then flush."""
-    stored: dict[str, Any] = {}
-    rows: dict[str, list[dict[str, Any]]] = {}
-    position, sizes = 0, iter(batch_sizes * (len(stream) // max(1, min(batch_sizes)) + 1))
-    while position < len(stream):
-        size = next(sizes)
-        result = score_batch(stream[position : position + size], stored, LATENESS)
-        position += size
-        stored.update({k: orjson.loads(orjson.dumps(s.to_dict())) for k, s in result.states.items()})
-        for table, table_rows in result.rows.items():
-            rows.setdefault(table, []).extend(table_rows)
-    final = flush_accounts(list(stored), stored)
-    for table, table_rows in final.rows.items():
-        rows.setdefault(table, []).extend(table_rows)
+    """Run the core like the live agent: batches, states stored as JSON between them, then flush."""
+    rows = run_in_memory(stream, batch_sizes, LATENESS, ports=memory_ports(through_json=True)).sink.rows
     return {
         table: sorted(
             orjson.dumps(r, option=orjson.OPT_SORT_KEYS, default=str).decode()
@@ -98,7 +86,10 @@ def test_shuffles_within_the_lateness_change_nothing(batch_sizes: list[int], see
 
 def test_a_record_the_core_cannot_use_is_reported_not_raised() -> None:
     broken = Envelope("interaction/1", "e1", "test", "2025-07-01T00:00:00.000Z", {"account_id": "a.com"})
-    result = score_batch([("a.com", broken), *records()[:50]], {}, LATENESS)
+    scoring = Scoring({}, LATENESS)
+    for account_id, envelope in [("a.com", broken), *records()[:50]]:
+        scoring.on_item(account_id, envelope)
+    result = scoring.snapshot()
     assert [env.event_id for env, _ in result.failed] == ["e1"]
     assert "scoring failed" in result.failed[0][1]
     assert result.applied == 50

@@ -1,8 +1,8 @@
 """Warehouse outage: inserts fail for a while; the sink retries with backoff, the score agent
 stops taking batches, and when the warehouse is back nothing is lost.
 
-The fault is injected at the sink's client boundary (:class:`SwitchedOutage`, switched by a
-file named in ``RAPPORT_FAULT_WAREHOUSE_OUTAGE_FILE``); the warehouse itself is real chDB.
+The fault is injected at the sink's client boundary by test code (:class:`tests.faults.SwitchedOutage`,
+switched by a file named in ``RAPPORT_FAULT_WAREHOUSE_OUTAGE_FILE``); the warehouse itself is real chDB.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import pytest
 
 from streams.config import TOPIC_INTERACTIONS, Settings
 from streams.identity.resolver import Resolver
+from streams.runtime.app import CLIENT_WRAPPER_ENV
 from streams.runtime.stack import Stack, consumer_lag
 from streams.runtime.status import read_status
-from streams.sinks.warehouse import OUTAGE_SWITCH_ENV, Sink, SwitchedOutage
+from streams.sinks.warehouse import Sink
 from streams.sources.dataset import SourceRecord, read_dataset
+from tests.faults import OUTAGE_SWITCH_ENV, SwitchedOutage
 from tests.runtime.live_vs_replay import assert_same, produce, replay_snapshot, snapshot
 
 OUTAGE_S = 8.0
@@ -57,6 +59,7 @@ def test_live_pipeline_pauses_during_an_outage_and_loses_nothing(
 ) -> None:
     switch = tmp_path / "outage"
     monkeypatch.setenv(OUTAGE_SWITCH_ENV, str(switch))  # the worker inherits the environment
+    monkeypatch.setenv(CLIENT_WRAPPER_ENV, "tests.faults:switched_outage")
     items = [item for item in read_dataset(small_dataset) if isinstance(item, SourceRecord)]
     half = len(items) // 2
     resolver = Resolver(settings.seller_domains)

@@ -1,0 +1,162 @@
+"""The one scoring loop over in-memory ports: live = replay, commit order, published events.
+
+Fast counterparts of the broker tests (tests/runtime/live_vs_replay.py): the same ``run`` the
+score agent, replay and forget use, with random batch boundaries and idle ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cache
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.contracts import Envelope, decode, parse_time
+from streams.identity.resolver import Resolver
+from streams.runtime.loop import Outcome, Ports, Step, run
+from streams.scoring.engine import Scoring
+from streams.sinks.warehouse import collapse
+from streams.sources.synthetic import SELLER_DOMAIN, generate
+from streams.testing import ListSink, MemoryStore, memory_ports, run_in_memory
+
+LATENESS = 86400.0
+END = 2_000_000_000.0  # the clock at the end of input: every value window has ended
+
+
+@cache
+def records() -> tuple[tuple[str, Envelope], ...]:
+    events, _ = generate(5, seed=11, days=60)
+    resolver = Resolver([SELLER_DOMAIN])
+    return tuple((out.account_id, out.envelope) for e in events for out in resolver.resolve(e))
+
+
+def grouped() -> list[tuple[str, Envelope]]:
+    """Account after account (stable within each): each account falls silent in turn."""
+    order = list(dict.fromkeys(a for a, _ in records()))
+    return sorted(records(), key=lambda r: order.index(r[0]))
+
+
+def canonical(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
+    return {
+        table: sorted(
+            orjson.dumps(r, option=orjson.OPT_SORT_KEYS, default=str).decode() for r in collapse(table, got)
+        )
+        for table, got in rows.items()
+    }
+
+
+@cache
+def replayed() -> dict[str, list[str]]:
+    """Replay: everything in one step, the end of input settled on the clock."""
+    stream = grouped()
+    return canonical(run_in_memory(stream, [len(stream)], LATENESS, end=END).sink.rows)
+
+
+def live_steps(stream: list[tuple[str, Envelope]], sizes: list[int], ticks: list[bool]) -> list[Step]:
+    """Batches as the score agent cuts them; after a batch, maybe an idle tick that settles the
+    accounts gone silent (no record of theirs follows) at the stream time seen so far."""
+    steps, position, seen, index = [], 0, 0.0, 0
+    while position < len(stream):
+        size = sizes[index % len(sizes)]
+        chunk = stream[position : position + size]
+        position += size
+        seen = max([seen, *(parse_time(e.occurred_at).timestamp() for _, e in chunk)])
+        steps.append(Step(chunk, origin=f"batch:{position}"))
+        if ticks[index % len(ticks)]:
+            later = {a for a, _ in stream[position:]}
+            silent = [a for a in dict.fromkeys(a for a, _ in stream[:position]) if a not in later]
+            steps.append(Step(notify=silent, now=seen, origin=f"tick:{position}"))
+        index += 1
+    steps.append(Step(eof=True, now=END, origin="end"))
+    return steps
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.lists(st.integers(1, 900), min_size=1, max_size=6),
+    st.lists(st.booleans(), min_size=1, max_size=6),
+)
+def test_live_steps_give_the_rows_of_replay(sizes: list[int], ticks: list[bool]) -> None:
+    ports = memory_ports(through_json=True)  # states stored as the RocksDB table keeps them
+    steps = live_steps(grouped(), sizes, ticks)
+    totals = asyncio.run(run(steps, Scoring(ports.store, LATENESS), ports))
+    assert totals.steps == len(steps)
+    assert canonical(ports.sink.rows) == replayed()
+
+
+def test_an_idle_tick_settles_a_silent_account_before_the_end() -> None:
+    stream = grouped()
+    first = stream[0][0]
+    cut = max(i for i, (a, _) in enumerate(stream) if a == first) + 1
+    ports = memory_ports()
+    steps = [Step(stream[:cut]), Step(notify=[first], now=END)]
+    totals = asyncio.run(run(steps, Scoring(ports.store, LATENESS), ports))
+    assert totals.settled == 1
+    assert not ports.store[first]["pending"] and not ports.store[first]["open_values"]
+
+
+class OrderedSink(ListSink):
+    """Records what the store held when the rows were written."""
+
+    def __init__(self, store: MemoryStore, log: list[str]) -> None:
+        super().__init__()
+        self.store, self.log = store, log
+
+    async def write(self, rows: dict[str, list[dict[str, Any]]], origin: str) -> Any:
+        self.log.append(f"write:{len(self.store)}")
+        return await super().write(rows, origin)
+
+
+def test_commit_writes_rows_before_storing_states_before_publishing_before_offsets() -> None:
+    log: list[str] = []
+    ports = memory_ports()
+    ports.sink = OrderedSink(ports.store, log)
+    publish = ports.publisher.publish
+
+    async def published(*args: Any) -> None:
+        log.append(f"publish:{len(ports.store)}")
+        await publish(*args)
+
+    ports.publisher.publish = published  # type: ignore[method-assign]
+
+    def offsets(outcome: Outcome) -> None:
+        log.append(f"offsets:{len(outcome.stored)}")
+
+    stream = grouped()[:300]
+    accounts = len({a for a, _ in stream})
+    asyncio.run(run([Step(stream, done=offsets)], Scoring(ports.store, LATENESS), ports))
+    assert log == ["write:0", f"publish:{accounts}", f"offsets:{accounts}"]
+
+
+def test_scores_and_alerts_are_published_as_their_warehouse_rows() -> None:
+    events, _ = generate(10, seed=11, days=200)  # raises and resolves a few alerts
+    resolver = Resolver([SELLER_DOMAIN])
+    stream = [(out.account_id, out.envelope) for e in events for out in resolver.resolve(e)]
+    ports = run_in_memory(stream, [700], LATENESS, end=END)
+    assert {r["status"] for r in ports.sink.rows["alerts"]} == {"open", "resolved"}
+    alert_rows = {(r["alert_id"], r["version"]): r for r in ports.sink.rows["alerts"]}
+    assert alert_rows and len(ports.publisher.alerts) == len(ports.sink.rows["alerts"])
+    for event in ports.publisher.alerts:
+        again = decode(event.to_bytes())  # valid against schemas/events/alert.v1.json
+        payload = again.payload
+        row = alert_rows[(payload["alert_id"], payload["version"])]
+        for name in ("alert_id", "account_id", "kind", "severity", "status", "subject", "reason"):
+            assert payload[name] == row[name]
+        assert payload["explanation"] == orjson.loads(row["explanation"])
+        assert parse_time(payload["raised_at"]) == row["raised_at"]
+        assert (payload["ended_at"] is None) == (row["status"] == "open")
+    health = ports.publisher.scores
+    assert health and {e.schema for e in health} == {"account_health/1"}
+
+
+def test_a_record_the_core_cannot_use_becomes_a_dead_letter_and_a_rejected_row() -> None:
+    broken = Envelope("interaction/1", "e1", "test", "2025-07-01T00:00:00.000Z", {"account_id": "a.com"})
+    ports = memory_ports()
+    ports_used: Ports = ports
+    asyncio.run(run([Step([("a.com", broken), *records()[:20]])], Scoring(ports.store, LATENESS), ports_used))
+    (letter,) = ports.publisher.letters
+    assert letter.payload["stage"] == "score" and "scoring failed" in letter.payload["reason"]
+    assert [r["rejected_id"] for r in ports.sink.rows["rejected_events"]] == [letter.payload["rejected_id"]]
