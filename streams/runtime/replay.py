@@ -43,7 +43,7 @@ def replay(
     """Resolve, score and write every item; returns what was read and written."""
     client = client or connect(settings.warehouse_url)
     migrate(client)
-    sink = Sink(client)
+    sink = Sink(client, fail_on_full_disk=True)
     resolver = Resolver(settings.seller_domains)
     profile = load_profile(settings.scoring_profile)
     states: dict[str, dict[str, Any]] = {}

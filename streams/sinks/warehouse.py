@@ -12,6 +12,7 @@ land; the caller commits offsets only after :meth:`Sink.write` returns.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 import os
@@ -74,19 +75,41 @@ def connect(url: str) -> Client:
     """A client for ``chdb:///path`` (creates the folder) or ``http(s)://…`` ClickHouse."""
     try:
         if url.startswith("chdb://"):
+            from streams.sinks.read_endpoint import live_url
+
+            if live := live_url(url):  # a worker holds this folder: read through it
+                return cast(Client, clickhouse_connect.get_client(dsn=live, compress=False))
             path = Path(url.removeprefix("chdb://"))
             path.mkdir(parents=True, exist_ok=True)
             return cast(Client, clickhouse_connect.get_client(dsn=f"chdb://{path}"))
-        return cast(Client, clickhouse_connect.get_client(dsn=url))
+        # a server that does not answer fails within seconds, not after minutes of retries
+        return cast(Client, clickhouse_connect.get_client(dsn=url, connect_timeout=5))
     except Exception as exc:
         hint = (
             "another process (a running `rapport up` or demo worker) may hold this chDB folder; "
             "stop it or point RAPPORT_WAREHOUSE_URL elsewhere"
             if url.startswith("chdb://")
-            else "check the server is up and the URL's user/password"
+            else "check the server is up, and RAPPORT_WAREHOUSE_URL's address and user/password"
         )
         message = str(exc).replace(url, redacted(url))
         raise WarehouseError(f"cannot open warehouse {redacted(url)}: {message}; {hint}") from exc
+
+
+class DiskFull(WarehouseError):
+    """A write failed for lack of disk space; retrying would not help."""
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is ENOSPC, as an OSError or in ClickHouse's text."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        text = str(seen)
+        if "No space left on device" in text or "NOT_ENOUGH_SPACE" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 OUTAGE_SWITCH_ENV = "RAPPORT_FAULT_WAREHOUSE_OUTAGE_FILE"
@@ -232,10 +255,16 @@ class Sink:
     """Writes batches of rows to the warehouse, retrying each table until it lands."""
 
     def __init__(
-        self, client: Client, on_retry: Callable[[str, Exception, float], None] | None = None
+        self,
+        client: Client,
+        on_retry: Callable[[str, Exception, float], None] | None = None,
+        fail_on_full_disk: bool = False,
     ) -> None:
         self.client = client
         self.on_retry = on_retry or self._log_retry
+        # replay stops on a full disk (retrying cannot help); the live worker keeps retrying,
+        # because a write that escapes its loop body gets its offsets committed unwritten
+        self.fail_on_full_disk = fail_on_full_disk
 
     @staticmethod
     def _log_retry(table: str, exc: Exception, delay: float) -> None:
@@ -272,6 +301,11 @@ class Sink:
                     await asyncio.to_thread(self._insert, table, table_rows, token)
                     break
                 except Exception as exc:
+                    if self.fail_on_full_disk and disk_full(exc):
+                        raise DiskFull(
+                            f"the warehouse's disk is full (writing {table}); nothing of this batch "
+                            "was written: free space and run the same command again"
+                        ) from exc
                     delay = next(delays)
                     stats.retries += 1
                     self.on_retry(table, exc, delay)
