@@ -38,6 +38,7 @@ def settings_from_env(seller_domains: tuple[str, ...] = ()) -> Settings:
 def friendly_errors(func: F) -> F:
     """Known failures print one clear line and exit 2 instead of a traceback."""
 
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
     from kafka.errors import KafkaError
 
     @wraps(func)
@@ -52,6 +53,7 @@ def friendly_errors(func: F) -> F:
             FileNotFoundError,
             HomeLocked,
             KafkaError,
+            ClickHouseError,
         ) as exc:
             if DEBUG["on"]:
                 raise
@@ -406,7 +408,7 @@ def forget(email: str, as_json: bool) -> None:
     from streams.sinks.warehouse import connect, migrate
 
     settings = Settings.from_env()
-    with owning_home(settings):
+    with owning_home(settings), durable_broker_for(settings) as settings:
         client = connect(settings.warehouse_url)
         try:
             migrate(client)
@@ -420,6 +422,20 @@ def forget(email: str, as_json: bool) -> None:
         click.echo(orjson.dumps(report).decode())
     else:
         console.print(report)
+
+
+@contextmanager
+def durable_broker_for(settings: Settings) -> Iterator[Settings]:
+    """The settings with a started durable embedded broker that already holds data, so what a
+    command writes to the stream state (``forget``'s recomputed states) reaches its changelog."""
+    from streams.runtime.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(settings)
+    if settings.kafka_bootstrap or not broker.durable or not broker.data_dir.exists():
+        yield settings
+        return
+    with broker:
+        yield replace(settings, kafka_bootstrap=broker.bootstrap)
 
 
 @main.group()

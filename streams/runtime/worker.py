@@ -101,6 +101,9 @@ def serve_reads(settings: Settings) -> ReadEndpoint | None:
     """On chDB this process holds the warehouse: serve other processes' reads of it."""
     if not settings.warehouse_url.startswith("chdb://"):
         return None
+    from streams.sinks.warehouse import connect, migrate
+
     folder = Path(settings.warehouse_url.removeprefix("chdb://"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return ReadEndpoint(folder)
+    client = connect(settings.warehouse_url)  # held open: this process's chDB engine
+    migrate(client)  # readers find the tables from their first query on
+    return ReadEndpoint(folder, keep=client)

@@ -114,16 +114,24 @@ class ReadHandler(BaseHTTPRequestHandler):
         self._reply(200, data or b"", {"X-ClickHouse-Format": fmt, "X-ClickHouse-Timezone": "UTC"})
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A reader that hung up (the liveness probe reads a few bytes and closes) is normal."""
+        return
+
+
 class ReadEndpoint:
     """Serves reads of ``folder`` from this process until :meth:`close`."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, keep: Any = None) -> None:
         import chdb
 
+        self.keep = keep  # a client that must stay open as long as the endpoint
         self.file = endpoint_file(folder)
         handler = type("Handler", (ReadHandler,), {"engine": chdb.connect(str(folder))})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
+        self.server = QuietServer(("127.0.0.1", 0), handler)
         self.port = int(self.server.server_address[1])
         self.thread = threading.Thread(target=self.server.serve_forever, name="read-endpoint", daemon=True)
         self.thread.start()
