@@ -144,7 +144,7 @@ def up(workers: int, seller_domains: tuple[str, ...]) -> None:
 
     settings = settings_from_env(seller_domains)
     if workers > 1 and settings.warehouse_url.startswith("chdb://"):
-        raise click.UsageError(
+        raise ConfigError(
             f"--workers {workers} needs a ClickHouse server: embedded chDB lets one process hold "
             "the warehouse; set RAPPORT_WAREHOUSE_URL=http://user:password@host:8123"
         )

@@ -159,3 +159,12 @@ def test_children_die_with_a_killed_parent(tmp_path: Path) -> None:
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [p for p in pids if alive(p)] == []
+
+
+def test_up_with_several_workers_on_embedded_chdb_refuses_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "RAPPORT_HOME": str(tmp_path / "home")}
+    env.pop("RAPPORT_WAREHOUSE_URL", None)
+    result = rapport(env, "up", "--workers", "2")
+    assert result.returncode == 2
+    assert "set RAPPORT_WAREHOUSE_URL=http" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "home" / "broker.log").exists()
