@@ -280,13 +280,16 @@ def run_ingest(
     bootstrap = settings.kafka_bootstrap or read_bootstrap_file(settings.bootstrap_file)
     if bootstrap:
         running = settings.seller_domains_file.read_text() if settings.seller_domains_file.exists() else None
+        domains = settings.seller_domains
         if running is not None and set(filter(None, running.split(","))) != set(settings.seller_domains):
+            # count what the workers will do: they resolve with their own seller domains
+            domains = tuple(filter(None, running.split(",")))
             console.print(
                 f"[yellow]the running workers place the seller side with seller domains "
-                f"{running or '(none)'}; --seller-domain here only routes and counts. "
+                f"{running or '(none)'}; this summary counts with theirs. "
                 "Restart `rapport up --seller-domain …` to change them."
             )
-        resolver = Resolver(settings.seller_domains)
+        resolver = Resolver(domains)
         with progress_bar(console) as bar, EventProducer(bootstrap, resolver) as producer:
             task = bar.add_task(f"producing to {bootstrap}", total=None)
             producer.send_all(read_sources(paths, subjects, kind), tally, progress=lambda: bar.advance(task))
