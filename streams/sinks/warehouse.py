@@ -303,8 +303,9 @@ class Sink:
                 except Exception as exc:
                     if self.fail_on_full_disk and disk_full(exc):
                         raise DiskFull(
-                            f"the warehouse's disk is full (writing {table}); nothing of this batch "
-                            "was written: free space and run the same command again"
+                            f"the warehouse's disk is full (writing {table}); every insert either "
+                            "landed whole or not at all: free space and run the same command again "
+                            "(writes are idempotent)"
                         ) from exc
                     delay = next(delays)
                     stats.retries += 1

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from streams.sources.dataset import read_dataset
 
 HOLD = """
 import sys, time
+from collections.abc import Iterator
 from pathlib import Path
 from streams.runtime.home_lock import home_lock
 with home_lock(Path(sys.argv[1]), "rapport up"):
@@ -137,6 +139,7 @@ def test_full_disk_stops_replay_at_once_with_nothing_written(settings: Settings,
 
 CHILD = """
 import signal, sys, time
+from collections.abc import Iterator
 from pathlib import Path
 from streams.runtime import children
 home = Path(sys.argv[1])
@@ -168,3 +171,36 @@ def test_up_with_several_workers_on_embedded_chdb_refuses_in_one_line(tmp_path: 
     assert result.returncode == 2
     assert "set RAPPORT_WAREHOUSE_URL=http" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "home" / "broker.log").exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 40 MB tmpfs filled up to its last 300 kB (needs the right to mount, as root in CI)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(
+            f"cannot mount a tmpfs here ({done.stderr.decode().strip()}); the FullDisk test covers it"
+        )
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_real_full_disk_stops_replay_with_one_line_and_exit_2(
+    small_disk: Path, small_dataset: Path
+) -> None:
+    env = {**os.environ, "RAPPORT_HOME": str(small_disk / "home")}
+    env.pop("RAPPORT_WAREHOUSE_URL", None)
+    assert rapport(env, "warehouse", "migrate").returncode == 0
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    (small_disk / "filler").write_bytes(b"\0" * (free - 300 * 1024))
+    started = time.monotonic()
+    result = rapport(env, "replay", str(small_dataset))
+    assert time.monotonic() - started < 30
+    assert result.returncode == 2, result.stderr
+    assert "disk is full" in result.stderr and "Traceback" not in result.stderr
