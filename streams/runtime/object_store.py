@@ -157,7 +157,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.headers.get("x-amz-copy-source"):
             self._error(501, "NotImplemented")
             return
-        etag = self.store.put(target, body, self.headers.get("If-Match"), self.headers.get("If-None-Match"))
+        try:
+            conditions = (self.headers.get("If-Match"), self.headers.get("If-None-Match"))
+            etag = self.store.put(target, body, *conditions)
+        except OSError as exc:  # a full disk: nothing was renamed over the object
+            sys.stderr.write(f"object store: cannot write {target.name}: {exc}\n")
+            self._error(507, "InsufficientStorage")
+            return
         if etag is None:
             self._error(412, "PreconditionFailed")
         else:

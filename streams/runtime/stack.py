@@ -32,6 +32,7 @@ from streams.runtime.status import read_status
 log = logging.getLogger(__name__)
 
 CONSUMED_TOPICS = (TOPIC_RAW, TOPIC_INTERACTIONS, TOPIC_DEADLETTER)
+FULL_DISK_BYTES = 2 * 1024 * 1024  # below this, RocksDB, chDB and the broker's store start failing
 
 
 class PipelineError(RuntimeError):
@@ -121,10 +122,22 @@ class Stack:
             say(f"the embedded broker stopped unexpectedly (see {self.broker.log_path}); restarting it")
             self.broker.start(same_port=True)
 
+    def check_disk(self) -> None:
+        """A full disk under RAPPORT_HOME stops the run with one line (workers, broker and chDB
+        all write there, and each fails in its own words, or silently)."""
+        free = shutil.disk_usage(self.settings.home).free
+        if free < FULL_DISK_BYTES:
+            raise PipelineError(
+                f"the disk of {self.settings.home} is full ({free // 1024} kB free); free space and "
+                "run the same command again (what was produced is kept or produced again; writes "
+                "are idempotent)"
+            )
+
     def check_workers(self) -> None:
         for index, process in enumerate(self.workers):
             code = process.poll()
             if code is not None:
+                self.check_disk()
                 tail = self.worker_log(index).read_text(errors="replace").splitlines()[-15:]
                 raise PipelineError(
                     f"worker {index} exited with code {code}; last lines of {self.worker_log(index)}:\n"
@@ -148,6 +161,7 @@ class Stack:
         moved = time.monotonic()
         while time.monotonic() < deadline:
             self.check_workers()
+            self.check_disk()
             status = read_status(self.settings.status_file) or {}
             counters = status.get("counters", {})
             # every valid message is either scored or dead-lettered by resolve

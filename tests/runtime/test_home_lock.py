@@ -191,7 +191,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount)], check=False)
 
 
-def test_a_real_full_disk_stops_replay_with_one_line_and_exit_2(
+@pytest.mark.broker  # the one-shot ingest starts the embedded broker and a worker
+def test_a_real_full_disk_stops_replay_and_ingest_with_one_line_and_exit_2(
     small_disk: Path, small_dataset: Path
 ) -> None:
     env = {**os.environ, "RAPPORT_HOME": str(small_disk / "home")}
@@ -204,3 +205,9 @@ def test_a_real_full_disk_stops_replay_with_one_line_and_exit_2(
     assert time.monotonic() - started < 30
     assert result.returncode == 2, result.stderr
     assert "disk is full" in result.stderr and "Traceback" not in result.stderr
+    started = time.monotonic()
+    result = rapport(env, "ingest", "dataset", str(small_dataset))
+    assert time.monotonic() - started < 60
+    assert result.returncode == 2, result.stderr
+    assert "is full" in result.stderr and "Traceback" not in result.stderr
+    assert [e for e in recorded(small_disk / "home") if alive(int(e["pid"]))] == []
