@@ -102,6 +102,10 @@ def demo(accounts: int, seed: int) -> None:
     from streams.runtime.demo import run_demo
 
     settings = settings_from_env()
+    if not os.environ.get("RAPPORT_BROKER_STORAGE", "").strip() and not settings.kafka_bootstrap:
+        # measured: the demo takes 59 s on the memory broker and 148 s on the durable one (README)
+        settings = replace(settings, broker_storage="memory")
+        console.print("demo: memory broker (nothing kept; RAPPORT_BROKER_STORAGE=durable keeps it)")
     with owning_home(settings):
         code = run_demo(settings, accounts, seed, console)
     sys.exit(code)
