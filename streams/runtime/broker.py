@@ -78,7 +78,8 @@ def forget_group_members(data_dir: Path) -> None:
 
     Its members were processes of that run, dead now (this home is locked, and children die with
     their parent); Tansu kept waiting for them to rejoin, and a restarted worker sometimes got no
-    records for minutes.
+    records for minutes. Also when ``up`` restarts a broker that crashed: its live workers are
+    told their membership is unknown and rejoin, instead of a group caught mid-join.
     """
     for state in data_dir.glob("*/clusters/*/groups/consumers/*.json.o"):
         state.unlink(missing_ok=True)
@@ -102,12 +103,11 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def _start_store(self, fresh_groups: bool) -> dict[str, str]:
+    def _start_store(self) -> dict[str, str]:
         """Start the object store; the environment Tansu's ``s3://`` engine needs to use it."""
         self.created_data = not self.data_dir.exists()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if fresh_groups:
-            forget_group_members(self.data_dir)
+        forget_group_members(self.data_dir)
         port = free_port()
         with (self.settings.home / "object-store.log").open("ab") as log_file:
             self.store = children.spawn(
@@ -142,7 +142,7 @@ class EmbeddedBroker:
         self.settings.home.mkdir(parents=True, exist_ok=True)
         atexit.register(self.stop)
         self.stop()
-        env = {**os.environ, **self._start_store(fresh_groups=not same_port)} if self.durable else None
+        env = {**os.environ, **self._start_store()} if self.durable else None
         storage = "s3://rapport/" if self.durable else "memory://tansu/"
         for attempt in range(3):  # a port picked free can be taken before Tansu binds it
             if not (same_port and attempt == 0):

@@ -85,6 +85,8 @@ def connect(url: str) -> Client:
         # a server that does not answer fails within seconds, not after minutes of retries
         return cast(Client, clickhouse_connect.get_client(dsn=url, connect_timeout=5))
     except Exception as exc:
+        if url.startswith("chdb://") and (live := _wait_for_reads(url)):  # a worker is starting
+            return cast(Client, clickhouse_connect.get_client(dsn=live, compress=False))
         hint = (
             "another process (a running `rapport up` or demo worker) may hold this chDB folder; "
             "stop it or point RAPPORT_WAREHOUSE_URL elsewhere"
@@ -93,6 +95,20 @@ def connect(url: str) -> Client:
         )
         message = str(exc).replace(url, redacted(url))
         raise WarehouseError(f"cannot open warehouse {redacted(url)}: {message}; {hint}") from exc
+
+
+def _wait_for_reads(url: str, timeout_s: float = 10.0) -> str | None:
+    """The read endpoint of a worker that holds the folder but has not opened its endpoint yet."""
+    import time
+
+    from streams.sinks.read_endpoint import live_url
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if live := live_url(url):
+            return live
+        time.sleep(0.25)
+    return None
 
 
 class DiskFull(WarehouseError):
