@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -22,11 +23,13 @@ from rich.text import Text
 from streams.config import ConfigError, Settings, redact_logs, redacted
 from streams.runtime.broker import BrokerError
 from streams.runtime.collector import relax_collector
+from streams.runtime.home_lock import HomeLocked
 from streams.runtime.stack import PipelineError
 from streams.sinks.warehouse import WarehouseError
 
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
+DEBUG = {"on": False}  # `rapport --debug …`: tracebacks instead of one-line errors
 
 
 def settings_from_env(seller_domains: tuple[str, ...] = ()) -> Settings:
@@ -36,12 +39,26 @@ def settings_from_env(seller_domains: tuple[str, ...] = ()) -> Settings:
 def friendly_errors(func: F) -> F:
     """Known failures print one clear line and exit 2 instead of a traceback."""
 
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+    from kafka.errors import KafkaError
+
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ConfigError, BrokerError, WarehouseError, PipelineError, FileNotFoundError) as exc:
-            console.print(f"[red]rapport: {redacted(str(exc))}")
+        except (
+            ConfigError,
+            BrokerError,
+            WarehouseError,
+            PipelineError,
+            FileNotFoundError,
+            HomeLocked,
+            KafkaError,
+            ClickHouseError,
+        ) as exc:
+            if DEBUG["on"]:
+                raise
+            console.print(f"[red]rapport: {redacted(str(exc))}", soft_wrap=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
@@ -58,11 +75,24 @@ seller_domain_option = click.option(
 
 @click.group()
 @click.version_option(package_name="rapport")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show tracebacks and library logs on errors.")
+def main(debug: bool) -> None:
     """Rapport: buyer-seller relationship health from email, meetings and CRM."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    DEBUG["on"] = debug
+    logging.basicConfig(
+        level=logging.INFO if debug else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
+    )
     redact_logs()
     relax_collector()
+
+
+@contextmanager
+def owning_home(settings: Settings) -> Iterator[None]:
+    """Hold ``RAPPORT_HOME`` for this command (see streams/runtime/home_lock.py)."""
+    from streams.runtime.home_lock import command_line, home_lock
+
+    with home_lock(settings.home, command_line(), notice=lambda text: console.print(f"[yellow]{text}")):
+        yield
 
 
 @main.command()
@@ -73,7 +103,14 @@ def demo(accounts: int, seed: int) -> None:
     """Generate data, run it through broker, worker and warehouse, print the result."""
     from streams.runtime.demo import run_demo
 
-    sys.exit(run_demo(settings_from_env(), accounts, seed, console))
+    settings = settings_from_env()
+    if not os.environ.get("RAPPORT_BROKER_STORAGE", "").strip() and not settings.kafka_bootstrap:
+        # measured: the demo takes 59 s on the memory broker and 148 s on the durable one (README)
+        settings = replace(settings, broker_storage="memory")
+        console.print("demo: memory broker (nothing kept; RAPPORT_BROKER_STORAGE=durable keeps it)")
+    with owning_home(settings):
+        code = run_demo(settings, accounts, seed, console)
+    sys.exit(code)
 
 
 @main.command()
@@ -119,11 +156,22 @@ def generate(accounts: int, seed: int, days: int, start: str, out: Path) -> None
 def up(
     workers: int, seller_domains: tuple[str, ...], connect_files: tuple[Path, ...], notify_file: Path | None
 ) -> None:
-    """Run broker (embedded unless RAPPORT_KAFKA_BOOTSTRAP) and workers until Ctrl-C."""
+    """Run broker (embedded unless RAPPORT_KAFKA_BOOTSTRAP) and workers until Ctrl-C, with the
+    connectors of ``--connect`` files and the notifier of ``--notify`` beside them.
+
+    Ctrl-C (or SIGTERM) first drains what was produced (up to RAPPORT_DRAIN_TIMEOUT_S, default
+    60 s); a second Ctrl-C stops at once. The durable embedded broker keeps what is left.
+    """
     from streams.runtime.connect import start_alongside
     from streams.runtime.stack import Stack
 
     settings = settings_from_env(seller_domains)
+    if workers > 1 and settings.warehouse_url.startswith("chdb://"):
+        raise ConfigError(
+            f"--workers {workers} needs a ClickHouse server: embedded chDB lets one process hold "
+            "the warehouse; set RAPPORT_WAREHOUSE_URL=http://user:password@host:8123"
+        )
+    drain_s = float(os.environ.get("RAPPORT_DRAIN_TIMEOUT_S", "60"))
     stopping = False
 
     def on_term(_signum: int, _frame: Any) -> None:
@@ -131,27 +179,107 @@ def up(
         stopping = True
 
     signal.signal(signal.SIGTERM, on_term)
-    with Stack(settings, workers=workers) as stack:
-        stack.start_workers()
-        alongside = start_alongside(connect_files, notify_file, settings, stack.bootstrap)
-        settings.bootstrap_file.write_text(stack.bootstrap)
-        settings.seller_domains_file.write_text(",".join(settings.seller_domains))
-        console.print(
-            f"broker {stack.bootstrap} ({'embedded Tansu' if stack.embedded else 'external'}), "
-            f"{workers} worker(s), warehouse {redacted(settings.warehouse_url)}\n"
-            f"logs in {settings.home}; Ctrl-C stops everything"
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
+    with owning_home(settings):
+        check_warehouse(settings)
+        with Stack(settings, workers=workers) as stack:
+            stack.start_workers()
+            alongside = start_alongside(connect_files, notify_file, settings, stack.bootstrap)
+            settings.bootstrap_file.write_text(stack.bootstrap)
+            settings.seller_domains_file.write_text(",".join(settings.seller_domains))
+            kind = "external" if not stack.embedded else f"embedded Tansu, {settings.broker_storage}"
+            console.print(
+                f"broker {stack.bootstrap} ({kind}), {workers} worker(s), warehouse "
+                f"{redacted(settings.warehouse_url)}\nlogs in {settings.home}; `rapport status` shows "
+                "progress; Ctrl-C stops everything"
+            )
+            try:
+                try:
+                    while not stopping:
+                        stack.check_broker(console.print)
+                        settings.bootstrap_file.write_text(stack.bootstrap)
+                        stack.check_workers()
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    pass
+                console.print("stopping: draining what was produced (Ctrl-C again to stop now)")
+                stack.drain(drain_s, console.print)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                alongside.stop()
+                settings.bootstrap_file.unlink(missing_ok=True)
+                settings.seller_domains_file.unlink(missing_ok=True)
+                console.print("stopped")
+
+
+def check_warehouse(settings: Settings) -> None:
+    """A ClickHouse server that does not answer fails now, in seconds, not inside a worker."""
+    if settings.warehouse_url.startswith("chdb://"):
+        return
+    from streams.sinks.warehouse import connect
+
+    connect(settings.warehouse_url).close()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@friendly_errors
+def status(as_json: bool) -> None:
+    """What runs in RAPPORT_HOME (broker, workers, warehouse holder), consumer lag per topic,
+    events processed, the last error, and the warehouse's row counts."""
+    from datetime import UTC, datetime
+
+    from streams.runtime.status import pipeline_status
+
+    report = pipeline_status(Settings.from_env())
+    if as_json:
+        click.echo(orjson.dumps(report).decode())
+        return
+    out = Console()
+
+    def when(stamp: float | None) -> str:
+        return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if stamp else "-"
+
+    owner = report["owner"]
+    out.print(
+        f"home {report['home']}: "
+        + (
+            f"held by `{owner['command']}` (pid {owner['pid']}, since {when(owner['since'])})"
+            if owner
+            else "nothing running"
         )
-        try:
-            while not stopping:
-                stack.check_workers()
-                time.sleep(1)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            alongside.stop()
-            settings.bootstrap_file.unlink(missing_ok=True)
-            settings.seller_domains_file.unlink(missing_ok=True)
-            console.print("stopping")
+    )
+    for proc in report["processes"]:
+        out.print(f"  {proc['role']}: pid {proc['pid']}, since {when(proc['since'])}")
+    out.print(f"broker: {report['broker'] or 'not running'}")
+    if isinstance(report.get("lag"), dict):
+        out.print("lag: " + ", ".join(f"{t} {n:,}" for t, n in report["lag"].items()))
+    elif "lag" in report:
+        out.print(f"lag: {report['lag']}")
+    out.print(
+        f"events processed: {report['events_processed']:,} (pending {report['pending_events']}, "
+        f"worker status at {when(report['worker_updated'])})"
+    )
+    out.print(f"last error: {report['last_error'] or 'none'}", soft_wrap=True)
+    for c in report.get("connectors", []):
+        error = (
+            (c.get("last_error") or {}).get("message", "") if isinstance(c.get("last_error"), dict) else ""
+        )
+        out.print(
+            f"connector {c.get('name')} ({c.get('kind')}): {c.get('state')}, last sync "
+            f"{c.get('last_sync') or '-'}, lag {c.get('lag', 0)}, errors {c.get('errors', 0)}"
+            + (f" (last: {error})" if error else ""),
+            soft_wrap=True,
+            markup=False,
+        )
+    if report.get("warehouse_damage"):
+        out.print(report["warehouse_damage"], soft_wrap=True, markup=False, style="red")
+    rows = report["warehouse_rows"]
+    if isinstance(rows, dict):
+        out.print("warehouse rows: " + ", ".join(f"{t} {n:,}" for t, n in rows.items()))
+    else:
+        out.print(f"warehouse rows: {rows}", soft_wrap=True)
 
 
 @main.command(hidden=True)
@@ -177,36 +305,64 @@ def run_ingest(
 ) -> None:
     """Produce inputs to a running pipeline, or run a one-shot embedded one; print the tally."""
     from streams.identity.resolver import Resolver
-    from streams.runtime.broker import read_bootstrap_file
+    from streams.runtime.broker import check_reachable, read_bootstrap_file
     from streams.runtime.demo import progress_bar, run_through_pipeline
     from streams.runtime.producer import EventProducer
     from streams.sources.reader import Tally, read_sources
 
     settings = settings_from_env(seller_domains)
     tally = Tally()
+    nothing_readable(paths, subjects, kind)
+    if settings.kafka_bootstrap:
+        check_reachable(settings.kafka_bootstrap)
     bootstrap = settings.kafka_bootstrap or read_bootstrap_file(settings.bootstrap_file)
     if bootstrap:
         running = settings.seller_domains_file.read_text() if settings.seller_domains_file.exists() else None
+        domains = settings.seller_domains
         if running is not None and set(filter(None, running.split(","))) != set(settings.seller_domains):
+            # count what the workers will do: they resolve with their own seller domains
+            domains = tuple(filter(None, running.split(",")))
             console.print(
                 f"[yellow]the running workers place the seller side with seller domains "
-                f"{running or '(none)'}; --seller-domain here only routes and counts. "
+                f"{running or '(none)'}; this summary counts with theirs. "
                 "Restart `rapport up --seller-domain …` to change them."
             )
-        resolver = Resolver(settings.seller_domains)
+        resolver = Resolver(domains)
         with progress_bar(console) as bar, EventProducer(bootstrap, resolver) as producer:
             task = bar.add_task(f"producing to {bootstrap}", total=None)
             producer.send_all(read_sources(paths, subjects, kind), tally, progress=lambda: bar.advance(task))
     else:
-        console.print("no running broker: running a one-shot embedded pipeline (start, produce, drain, stop)")
-        run_through_pipeline(
-            lambda: read_sources(paths, subjects, kind), replace(settings), console, tally=tally
-        )
+        with owning_home(settings):
+            console.print(
+                "no running broker: running a one-shot embedded pipeline (start, produce, drain, stop)"
+            )
+            run_through_pipeline(
+                lambda: read_sources(paths, subjects, kind), replace(settings), console, tally=tally
+            )
     summary = tally.as_dict()
     if as_json:
         click.echo(orjson.dumps(summary).decode())
     else:
         console.print(summary)
+
+
+def nothing_readable(paths: tuple[Path, ...], subjects: bool, kind: str | None) -> None:
+    """Exit 1, before any broker starts, when the inputs hold no readable record."""
+    from streams.sources.dataset import Rejection
+    from streams.sources.reader import read_sources
+
+    unreadable = 0
+    first_reason = ""
+    for item in read_sources(paths, subjects, kind):
+        if not isinstance(item, Rejection):
+            return
+        unreadable += 1
+        first_reason = first_reason or item.reason
+    what = {"email": "messages", "calendar": "events", "crm": "CRM records"}.get(kind or "", "records")
+    where = ", ".join(str(p) for p in paths)
+    detail = f" ({unreadable} unreadable, first: {first_reason[:120]})" if unreadable else ""
+    console.print(f"[red]rapport: 0 {what} found in {where}{detail}", soft_wrap=True)
+    sys.exit(1)
 
 
 def ingest_options(func: F) -> F:
@@ -262,7 +418,7 @@ def replay(paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bo
 
     settings = settings_from_env(seller_domains)
     started = time.perf_counter()
-    with progress_bar(console) as bar:
+    with owning_home(settings), progress_bar(console) as bar:
         task = bar.add_task("replaying", total=None)
         summary = run_replay(read_sources(paths), settings, progress=lambda n: bar.advance(task, n))
     elapsed = time.perf_counter() - started
@@ -316,15 +472,16 @@ def forget(email: str, as_json: bool) -> None:
     from streams.sinks.warehouse import connect, migrate
 
     settings = Settings.from_env()
-    client = connect(settings.warehouse_url)
-    try:
-        migrate(client)
-        report = run_forget(email, settings, client).as_dict()
-    except ForgetError as exc:
-        console.print(f"[red]rapport: {exc}")
-        sys.exit(2)
-    finally:
-        client.close()
+    with owning_home(settings), durable_broker_for(settings) as settings:
+        client = connect(settings.warehouse_url)
+        try:
+            migrate(client)
+            report = run_forget(email, settings, client).as_dict()
+        except ForgetError as exc:
+            console.print(f"[red]rapport: {exc}")
+            sys.exit(2)
+        finally:
+            client.close()
     if as_json:
         click.echo(orjson.dumps(report).decode())
     else:
@@ -351,6 +508,20 @@ def view_output(fmt: str | None, as_json: bool, wide: bool) -> Any:
 
     chosen = output_format(fmt, as_json)
     return None if chosen == "json" else Output(chosen, wide)
+
+
+@contextmanager
+def durable_broker_for(settings: Settings) -> Iterator[Settings]:
+    """The settings with a started durable embedded broker that already holds data, so what a
+    command writes to the stream state (``forget``'s recomputed states) reaches its changelog."""
+    from streams.runtime.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(settings)
+    if settings.kafka_bootstrap or not broker.durable or not broker.data_dir.exists():
+        yield settings
+        return
+    with broker:
+        yield replace(settings, kafka_bootstrap=broker.bootstrap)
 
 
 @main.group()

@@ -145,6 +145,16 @@ def home_from_env(env: Mapping[str, str]) -> Path:
     return Path(env.get("RAPPORT_HOME", "").strip() or ".rapport").expanduser().resolve()
 
 
+def _broker_storage(env: Mapping[str, str]) -> str:
+    raw = env.get("RAPPORT_BROKER_STORAGE", "").strip().lower() or "durable"
+    if raw not in ("durable", "memory"):
+        raise ConfigError(
+            f"RAPPORT_BROKER_STORAGE={raw!r}: expected durable (keeps topics under RAPPORT_HOME) "
+            "or memory (forgets them when the broker stops)"
+        )
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the pipeline needs to know about where it runs."""
@@ -155,6 +165,7 @@ class Settings:
     seller_domains: tuple[str, ...] = ()
     partitions: int = 4
     broker_bin: str | None = None
+    broker_storage: str = "durable"  # embedded broker: "durable" (broker-data/) or "memory"
     sink_batch_size: int = 2000
     sink_batch_seconds: float = 0.5
     resolve_batch_seconds: float = 0.2
@@ -177,6 +188,7 @@ class Settings:
             seller_domains=_domains(env),
             partitions=_number(env, "RAPPORT_PARTITIONS", 4, 1),
             broker_bin=env.get("RAPPORT_BROKER_BIN", "").strip() or None,
+            broker_storage=_broker_storage(env),
             sink_batch_size=_number(env, "RAPPORT_SINK_BATCH_SIZE", 2000, 1),
             sink_batch_seconds=_number(env, "RAPPORT_SINK_BATCH_SECONDS", 0.5, 0.01),
             resolve_batch_seconds=_number(env, "RAPPORT_RESOLVE_BATCH_SECONDS", 0.2, 0.01),
@@ -235,6 +247,7 @@ class Settings:
             "RAPPORT_BROKER_SESSION_TIMEOUT_S": str(self.broker_session_timeout_s),
             "RAPPORT_BROKER_REBALANCE_TIMEOUT_S": str(self.broker_rebalance_timeout_s),
             "RAPPORT_APP_ID": self.app_id,
+            "RAPPORT_BROKER_STORAGE": self.broker_storage,
         }
         if self.kafka_bootstrap:
             env["RAPPORT_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap

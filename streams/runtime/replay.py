@@ -74,7 +74,7 @@ def replay(
     """Resolve, score and write every item; returns what was read and written."""
     client = client or connect(settings.warehouse_url)
     migrate(client)
-    sink = BackgroundSink(Sink(client))
+    sink = BackgroundSink(Sink(client, fail_on_full_disk=True))
     ports = Ports(DictStore(), sink, NoPublisher(), clock or SystemClock())
     summary = ReplaySummary()
     steps = replay_steps(items, Resolver(settings.seller_domains), summary, progress)

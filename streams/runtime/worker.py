@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from pathlib import Path
 
 import faust
 from faust.worker import Worker
 
 from streams.config import Settings
 from streams.runtime.app import create_app
+from streams.runtime.children import watch_parent
+from streams.sinks.read_endpoint import ReadEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +33,16 @@ def refresh_changelog_ends(settings: Settings) -> None:
     """
     from kafka import KafkaProducer
 
+    from streams.runtime.broker import admin
+
     topic = STATE_CHANGELOG.format(app_id=settings.app_id)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    client = admin(settings.kafka_bootstrap or "")
+    try:
+        if topic not in client.list_topics():
+            return  # first start: no changelog yet (asking a producer for it would create one)
+    finally:
+        client.close()
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", max_block_ms=10000)
     try:
         for partition in producer.partitions_for(topic) or ():
             producer.send(topic, key=NEVER_A_KEY, value=None, partition=partition)
@@ -63,17 +74,36 @@ def run_worker(settings: Settings) -> None:
             "rapport worker: RAPPORT_KAFKA_BOOTSTRAP is not set; start one with `rapport up` "
             "(embedded broker and worker), or set it to a running Kafka's host:port"
         )
+    watch_parent()
     level = os.environ.get("RAPPORT_LOG_LEVEL", "WARNING").upper()
     logging.getLogger("streams").setLevel(level)
     running = settings.state_dir / "worker-running"
     if running.exists():
         log.warning("the last worker in %s did not stop cleanly: rebuilding its tables", settings.state_dir)
         shutil.rmtree(settings.state_dir, ignore_errors=True)
-        refresh_changelog_ends(settings)
+    # Also after a clean stop: a restarted Tansu reports the end of a partition as the base offset
+    # of its newest batch plus one, whatever that batch's length, and the durable broker keeps
+    # multi-record batches across restarts (faust then sees a ConsistencyError).
+    refresh_changelog_ends(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     running.touch()
     app = create_app(settings, idle_flush_s=float(os.environ.get("RAPPORT_IDLE_FLUSH_S", "5")))
+    reads = serve_reads(settings)
     try:
         quiet_worker(app, level).execute_from_commandline()
     finally:
         running.unlink(missing_ok=True)
+        if reads is not None:
+            reads.close()
+
+
+def serve_reads(settings: Settings) -> ReadEndpoint | None:
+    """On chDB this process holds the warehouse: serve other processes' reads of it."""
+    if not settings.warehouse_url.startswith("chdb://"):
+        return None
+    from streams.sinks.warehouse import connect, migrate
+
+    folder = Path(settings.warehouse_url.removeprefix("chdb://"))
+    client = connect(settings.warehouse_url)  # held open: this process's chDB engine
+    migrate(client)  # readers find the tables from their first query on
+    return ReadEndpoint(folder, keep=client)

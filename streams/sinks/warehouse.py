@@ -12,6 +12,7 @@ land; the caller commits offsets only after :meth:`Sink.write` returns.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 import random
@@ -168,6 +169,10 @@ def damage_report(client: Client, check_parts: bool = False) -> Damage:
 def _open(url: str) -> Client:
     try:
         if url.startswith("chdb://"):
+            from streams.sinks.read_endpoint import live_url
+
+            if live := live_url(url):  # a worker holds this folder: read through it
+                return cast(Client, clickhouse_connect.get_client(dsn=live, compress=False))
             path = Path(url.removeprefix("chdb://"))
             path.mkdir(parents=True, exist_ok=True)
             return cast(Client, clickhouse_connect.get_client(dsn=f"chdb://{path}"))
@@ -175,17 +180,53 @@ def _open(url: str) -> Client:
         return cast(
             Client,
             clickhouse_connect.get_client(
-                dsn=bare, username=unquote(user) if user else None, password=unquote(password or "")
+                dsn=bare,
+                username=unquote(user) if user else None,
+                password=unquote(password or ""),
+                connect_timeout=5,  # a server that does not answer fails within seconds
             ),
         )
     except Exception as exc:
+        if url.startswith("chdb://") and (live := _wait_for_reads(url)):  # a worker is starting
+            return cast(Client, clickhouse_connect.get_client(dsn=live, compress=False))
         hint = (
             "another process (a running `rapport up` or demo worker) may hold this chDB folder; "
             "stop it or point RAPPORT_WAREHOUSE_URL elsewhere"
             if url.startswith("chdb://")
-            else "check the server is up and the URL's user/password"
+            else "check the server is up, and RAPPORT_WAREHOUSE_URL's address and user/password"
         )
         raise WarehouseError(redacted(f"cannot open warehouse {url}: {exc}; {hint}")) from exc
+
+
+def _wait_for_reads(url: str, timeout_s: float = 10.0) -> str | None:
+    """The read endpoint of a worker that holds the folder but has not opened its endpoint yet."""
+    import time
+
+    from streams.sinks.read_endpoint import live_url
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if live := live_url(url):
+            return live
+        time.sleep(0.25)
+    return None
+
+
+class DiskFull(WarehouseError):
+    """A write failed for lack of disk space; retrying would not help."""
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is ENOSPC, as an OSError or in ClickHouse's text."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        text = str(seen)
+        if "No space left on device" in text or "NOT_ENOUGH_SPACE" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclass(frozen=True)
@@ -286,10 +327,16 @@ class Sink:
     """Writes batches of rows to the warehouse, retrying each table until it lands."""
 
     def __init__(
-        self, client: Client, on_retry: Callable[[str, Exception, float], None] | None = None
+        self,
+        client: Client,
+        on_retry: Callable[[str, Exception, float], None] | None = None,
+        fail_on_full_disk: bool = False,
     ) -> None:
         self.client = client
         self.on_retry = on_retry or self._log_retry
+        # replay stops on a full disk (retrying cannot help); the live worker keeps retrying,
+        # because a write that escapes its loop body gets its offsets committed unwritten
+        self.fail_on_full_disk = fail_on_full_disk
 
     @staticmethod
     def _log_retry(table: str, exc: Exception, delay: float) -> None:
@@ -326,6 +373,12 @@ class Sink:
                     await asyncio.to_thread(self._insert, table, table_rows, token)
                     break
                 except Exception as exc:
+                    if self.fail_on_full_disk and disk_full(exc):
+                        raise DiskFull(
+                            f"the warehouse's disk is full (writing {table}); every insert either "
+                            "landed whole or not at all: free space and run the same command again "
+                            "(writes are idempotent)"
+                        ) from exc
                     delay = next(delays)
                     stats.retries += 1
                     self.on_retry(table, exc, delay)

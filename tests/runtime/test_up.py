@@ -90,6 +90,7 @@ def test_up_serves_ingest_and_stops_cleanly(
                 str(small_dataset),
                 "--seller-domain",
                 "other.com",
+                "--json",
             ],
             env=env,
             capture_output=True,
@@ -97,6 +98,8 @@ def test_up_serves_ingest_and_stops_cleanly(
             timeout=120,
         )
         assert other.returncode == 0 and "running workers" in other.stderr  # a mismatch is said
+        # and the summary counts what the workers will do, with their seller domains
+        assert orjson.loads(other.stdout.strip().splitlines()[-1])["accepted"] == summary["accepted"]
     finally:
         os.kill(up.pid, stop_signal)
         up.wait(timeout=60)

@@ -60,6 +60,11 @@ def test_up_runs_connectors_and_the_notifier(
             time.sleep(0.3)
         inbox = status_of(settings, "inbox")
         assert inbox["state"] == "idle" and inbox["detail"]["idle"] is True and inbox["last_sync"]
+        shown = subprocess.run(
+            [sys.executable, "-m", "streams", "status"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert "connector inbox (imap): idle" in shown.stdout and "connector notify" in shown.stdout
     finally:
         os.killpg(up.pid, signal.SIGTERM)
         code = up.wait(60)
