@@ -319,16 +319,16 @@ def forget(email: str, as_json: bool) -> None:
     client = connect(settings.warehouse_url)
     try:
         migrate(client)
-        report = run_forget(email, settings, client).as_dict()
+        report = run_forget(email, settings, client)
     except ForgetError as exc:
         console.print(f"[red]rapport: {exc}")
         sys.exit(2)
     finally:
         client.close()
     if as_json:
-        click.echo(orjson.dumps(report).decode())
+        click.echo(orjson.dumps(report.as_dict()).decode())
     else:
-        console.print(report)
+        click.echo(report.as_text())
 
 
 def view_output_options(func: F) -> F:
