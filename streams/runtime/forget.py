@@ -58,7 +58,7 @@ class ForgetReport:
     """What ``forget`` removed and recomputed."""
 
     email: str
-    deleted: dict[str, int] = field(default_factory=dict)  # table -> rows removed (every version)
+    deleted: dict[str, int] = field(default_factory=dict)  # table -> stored rows removed, not rewritten
     rewritten: dict[str, int] = field(default_factory=dict)  # table -> rows kept without the address
     rescored: list[str] = field(default_factory=list)  # accounts whose scores were recomputed
     score_rows: dict[str, int] = field(default_factory=dict)  # table -> recomputed rows written
@@ -268,7 +268,8 @@ def forget_in_warehouse(
             settings={"mutations_sync": 2},
         )
         rewritten = len(rewrites.get(table, []))
-        if removed := before - count(client, table):
+        # Stored versions gone, less the rows that live on rewritten.
+        if removed := before - count(client, table) - rewritten:
             report.deleted[table] = removed
         if rewritten:
             report.rewritten[table] = rewritten
