@@ -309,13 +309,29 @@ def audit(paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: boo
 def forget(email: str, as_json: bool) -> None:
     """Remove a person from the warehouse and stream state; rescore their accounts.
 
-    Stop the workers first (`rapport up`); see docs/design.md, "Forgetting a person".
+    With the workers stopped it works on the warehouse directly; while they run (and
+    RAPPORT_KAFKA_BOOTSTRAP names their broker) it sends them a forget/1 control record.
+    See docs/design.md, "Forgetting a person".
     """
-    from streams.runtime.forget import ForgetError
+    from streams.runtime.forget import ForgetError, request_forget, running_worker
     from streams.runtime.forget import forget as run_forget
     from streams.sinks.warehouse import connect, migrate
 
     settings = Settings.from_env()
+    if running_worker(settings) and settings.kafka_bootstrap:
+        try:
+            address = request_forget(email, settings)
+        except ForgetError as exc:
+            console.print(f"[red]rapport: {exc}")
+            sys.exit(2)
+        sent = {"email": address, "sent_to": "running workers", "partitions": settings.partitions}
+        if as_json:
+            click.echo(orjson.dumps(sent).decode())
+        else:
+            click.echo(
+                f"asked the running workers to forget {address}; `rapport status` counts it under forgets"
+            )
+        return
     client = connect(settings.warehouse_url)
     try:
         migrate(client)

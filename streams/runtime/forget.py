@@ -350,6 +350,39 @@ def refuse_while_running(settings: Settings) -> None:
         )
 
 
+def request_forget(email: str, settings: Settings, clock: Clock | None = None) -> str:
+    """Ask the running workers to forget ``email``: a ``forget/1`` record on every
+    ``interactions`` partition, applied by the ``score`` agent in stream order (events before
+    it are forgotten, mail arriving after it is new data). Returns the normalised address."""
+    from datetime import UTC, datetime
+
+    from kafka import KafkaProducer
+
+    from streams.config import TOPIC_INTERACTIONS
+
+    address = checked_address(email)
+    now = (clock or SystemClock()).now()
+    at = format_time(datetime.fromtimestamp(now, UTC))
+    record = make(
+        "forget/1",
+        f"forget:{hash_of(address)}:{int(now * 1e9)}",
+        "rapport",
+        at,
+        {
+            "address": address,
+            "requested_at": now,
+        },
+    )
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    try:
+        for partition in range(settings.partitions):
+            producer.send(TOPIC_INTERACTIONS, value=record.to_bytes(), partition=partition)
+        producer.flush(timeout=60)
+    finally:
+        producer.close(timeout=10)
+    return address
+
+
 def running_worker(settings: Settings) -> int | None:
     """The pid of a live worker on this home, else ``None``."""
     status = read_status(settings.status_file) or {}

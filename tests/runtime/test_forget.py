@@ -315,3 +315,54 @@ def test_look_alikes_are_not_the_person() -> None:
         assert scrub([other, address], address) == [other]
     assert holds("From: Ann <Ann+x@ACME.com>\r\nTo: joann@acme.com", address)
     assert scrub("To: <ann@acme.com>, joann@acme.com", address) == "To: <>, joann@acme.com"
+
+
+@pytest.mark.broker
+def test_forget_while_the_worker_runs(tmp_path: Path) -> None:
+    """A forget/1 control record through ``interactions``: the running worker applies it."""
+    import re
+    import time
+
+    from streams.identity.resolver import Resolver
+    from streams.runtime.status import read_status
+    from tests.runtime.live_vs_replay import produce
+
+    folder = tmp_path / "dataset"
+    person, joann, _, account = lookalike_dataset(folder)
+    home = tmp_path / "home"
+    env = {"RAPPORT_HOME": str(home), "RAPPORT_SELLER_DOMAINS": "demo-seller.com", "RAPPORT_PARTITIONS": "4"}
+    settings = Settings.from_env(env)
+    local, _, domain = person.partition("@")
+    pattern = re.escape(local.encode()) + rb"(\+[a-z0-9]+)?@" + re.escape(domain.encode())
+    with Stack(settings) as stack:
+        stack.start_workers()
+        sent = produce(stack.bootstrap, read_dataset(folder), Resolver(settings.seller_domains))
+        stack.wait_drained(sent, timeout_s=240)
+        assert [p for p in found_on_disk(home, pattern) if p.startswith("warehouse")]  # the search sees it
+        env["RAPPORT_KAFKA_BOOTSTRAP"] = stack.bootstrap
+        result = CliRunner().invoke(main, ["forget", "O'Brien+x@" + domain, "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        assert orjson.loads(result.output.strip().splitlines()[-1])["sent_to"] == "running workers"
+        deadline = time.monotonic() + 120
+        while (read_status(settings.status_file) or {}).get("counters", {}).get("forgets", 0) < 1:
+            assert time.monotonic() < deadline, "the worker did not apply the forget"
+            time.sleep(0.5)
+        stack.wait_drained(sent, timeout_s=120)
+        stack.stop_workers()
+    print("still on disk:", found_on_disk(home, pattern))
+    warehouse = [p for p in found_on_disk(home, pattern) if p.startswith("warehouse")]
+    assert warehouse == [], warehouse
+    logs = [p for p in found_on_disk(home, pattern) if p.endswith(".log")]
+    assert logs == [], logs
+    client = connect(settings.warehouse_url)
+    try:
+        contact = client.query(
+            "SELECT email FROM rapport.contacts FINAL WHERE email = %(e)s", parameters={"e": joann}
+        ).result_rows
+        health = client.query(
+            "SELECT count() FROM rapport.account_health FINAL WHERE account_id = %(a)s",
+            parameters={"a": account},
+        ).result_rows[0][0]
+    finally:
+        client.close()
+    assert contact == [(joann,)] and health > 0
