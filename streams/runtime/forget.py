@@ -7,17 +7,17 @@ row by row, so every affected account's score rows are deleted and recomputed by
 core from what remains (interactions and CRM rows rebuilt as envelopes, in event-time order,
 from an empty store). The recomputed account states replace the old ones in the stream state.
 
-Run it with the workers stopped: on chDB the worker holds the warehouse folder, and a running
-worker would write its in-memory state (with the person) back. With an external Kafka the new
-states are appended to the table's changelog topic and the local RocksDB cache is removed, so
-the next worker rebuilds its state from the changelog; with the embedded broker nothing
-survives a restart anyway. Messages already on ``raw`` and ``interactions`` keep the address
-until the topics' retention removes them (see docs/design.md, "Forgetting a person").
+Matching is exact on the normalised address (:func:`holds`), never a substring. Afterwards no
+old part or mutation file holding the person stays on disk (:func:`purge`). With the workers
+stopped it runs here; while they run, :func:`request_forget` sends a ``forget/1`` control record
+that the ``score`` agent applies with :func:`forget_in_warehouse` (see docs/design.md,
+"Forgetting a person", for what stays in Kafka topics).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import shutil
@@ -281,8 +281,7 @@ def forget_in_warehouse(
 
 
 def hash_of(address: str) -> str:
-    import hashlib
-
+    """A short stand-in for the address in deduplication tokens and record ids (kept on disk)."""
     return hashlib.blake2b(address.encode(), digest_size=8).hexdigest()
 
 
