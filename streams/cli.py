@@ -465,27 +465,46 @@ def audit(paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: boo
 def forget(email: str, as_json: bool) -> None:
     """Remove a person from the warehouse and stream state; rescore their accounts.
 
-    Stop the workers first (`rapport up`); see docs/design.md, "Forgetting a person".
+    With the workers stopped it works on the warehouse directly; while they run (under `rapport
+    up`, or with RAPPORT_KAFKA_BOOTSTRAP naming their broker) it sends them a forget/1 control record.
+    See docs/design.md, "Forgetting a person".
     """
-    from streams.runtime.forget import ForgetError
+    from streams.runtime.forget import ForgetError, request_forget, running_worker
     from streams.runtime.forget import forget as run_forget
+    from streams.runtime.broker import read_bootstrap_file
     from streams.sinks.warehouse import connect, migrate
 
     settings = Settings.from_env()
+    bootstrap = settings.kafka_bootstrap or read_bootstrap_file(settings.bootstrap_file)
+    if running_worker(settings) and bootstrap:  # a running `up`: through the stream, in order
+        settings = replace(settings, kafka_bootstrap=bootstrap)
+        try:
+            address = request_forget(email, settings)
+        except ForgetError as exc:
+            console.print(f"[red]rapport: {exc}")
+            sys.exit(2)
+        sent = {"email": address, "sent_to": "running workers", "partitions": settings.partitions}
+        if as_json:
+            click.echo(orjson.dumps(sent).decode())
+        else:
+            click.echo(
+                f"asked the running workers to forget {address}; `rapport status` counts it under forgets"
+            )
+        return
     with owning_home(settings), durable_broker_for(settings) as settings:
         client = connect(settings.warehouse_url)
         try:
             migrate(client)
-            report = run_forget(email, settings, client).as_dict()
+            report = run_forget(email, settings, client)
         except ForgetError as exc:
             console.print(f"[red]rapport: {exc}")
             sys.exit(2)
         finally:
             client.close()
     if as_json:
-        click.echo(orjson.dumps(report).decode())
+        click.echo(orjson.dumps(report.as_dict()).decode())
     else:
-        console.print(report)
+        click.echo(report.as_text())
 
 
 def view_output_options(func: F) -> F:

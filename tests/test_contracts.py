@@ -78,6 +78,7 @@ def examples() -> dict[str, dict[str, Any]]:
     }
     found["dead_letter/1"] = dead_letter("raw", "resolve", "bad", b"\xff").payload
     found["tick/1"] = {"wall_time": 1.5}
+    found["forget/1"] = {"address": "o'brien@acme.com", "requested_at": 1.5}
     found["crm_seller/1"] = {
         "seller_id": "ann-lee",
         "name": "Ann Lee",

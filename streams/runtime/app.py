@@ -31,7 +31,7 @@ import hashlib
 import importlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -51,6 +51,7 @@ from streams.deadletters import dead_letter, rejected_row
 from streams.identity.directory import CrmDirectory
 from streams.identity.resolver import Resolver
 from streams.runtime.changelog import partition_of
+from streams.runtime.forget import forget_in_warehouse
 from streams.runtime.loop import Outcome, Ports, Step, run
 from streams.runtime.outbound import alert_envelope, health_envelope
 from streams.runtime.ports import Clock, Rows, RowSink, SystemClock
@@ -211,6 +212,11 @@ class ScoreIntake:
     started: float = 0.0  # wall time of this worker's first batch (0 until then)
     last_event: dict[int, float] = field(default_factory=dict)  # partition -> wall time
     pending: dict[str, int] | None = None  # account -> what a settle would do; None until first scan
+    # forget/1 control records: the warehouse part (returns the rescored states), the requests
+    # done, and rescored states waiting for their partition's record (the store needs an anchor)
+    forget: Callable[[str], Awaitable[dict[str, dict[str, Any] | None]]] | None = None
+    forgotten: set[str] = field(default_factory=set)
+    rescored: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     async def steps(self, batches: AsyncIterator[Sequence[faust.EventT]]) -> AsyncIterator[Step]:
         async for events in batches:
@@ -222,12 +228,16 @@ class ScoreIntake:
         decoded, letters = sort_out(events, "score", lambda e: decode(e.value))
         records: list[tuple[str, Envelope]] = []
         ticks: dict[int, faust.EventT] = {}
+        forgets: list[tuple[Envelope, faust.EventT]] = []
         anchors: dict[str, faust.EventT] = {}  # account -> an event on its partition
         for event, envelope in decoded:
             partition = event.message.partition
             if envelope.schema == "tick/1":
                 if self.fresh(envelope.payload["wall_time"], now):
                     ticks[partition] = event
+                continue
+            if envelope.schema == "forget/1":  # applied once this batch's step is committed
+                forgets.append((envelope, event))
                 continue
             account_id = event.key.decode("utf-8", "replace") if isinstance(event.key, bytes) else ""
             if not account_id:
@@ -241,7 +251,7 @@ class ScoreIntake:
         due = self.due(ticks, now)
         anchors.update({a: ticks[partition_of(a, self.partitions)] for a in due})
         self.store.anchors = anchors
-        done = lambda outcome: self.done(outcome, events)  # noqa: E731
+        done = lambda outcome: self.done(outcome, events, forgets)  # noqa: E731
         return Step(records, letters, notify=due, now=now, origin=batch_origin(events), done=done)
 
     def due(self, ticks: dict[int, faust.EventT], now: float) -> list[str]:
@@ -252,7 +262,12 @@ class ScoreIntake:
             self.pending = self.store.pending(now, self.profile)
         return [a for a in self.pending if partition_of(a, self.partitions) in idle]
 
-    def done(self, outcome: Outcome, events: Sequence[faust.EventT]) -> None:
+    def done(
+        self,
+        outcome: Outcome,
+        events: Sequence[faust.EventT],
+        forgets: Sequence[tuple[Envelope, faust.EventT]] = (),
+    ) -> Awaitable[None] | None:
         """After the commit: remember what is pending, report status, and mark the partitions
         busy until now (idle means no batch *finished* lately: a slow write is not silence)."""
         snapshot, status = outcome.snapshot, self.status
@@ -274,6 +289,21 @@ class ScoreIntake:
         finished = self.clock.now()
         for partition in self.last_event.keys() & {e.message.partition for e in events}:
             self.last_event[partition] = finished
+        return self.apply_forgets(forgets) if forgets else None
+
+    async def apply_forgets(self, forgets: Sequence[tuple[Envelope, faust.EventT]]) -> None:
+        """Forget each requested person in the warehouse once (``forget`` rescored their accounts),
+        then store each rescored state when its partition's forget record comes by."""
+        for envelope, event in forgets:
+            if envelope.event_id not in self.forgotten and self.forget is not None:
+                self.forgotten.add(envelope.event_id)
+                self.rescored.update(await self.forget(envelope.payload["address"]))
+                self.status.count("forgets", 1)
+            here = [a for a in self.rescored if partition_of(a, self.partitions) == event.message.partition]
+            self.store.anchors.update(dict.fromkeys(here, event))
+            states = {a: self.rescored.pop(a) for a in here}
+            self.store.put({a: state for a, state in states.items() if state is not None})
+        self.status.write()
 
     def fresh(self, tick_sent: float, now: float) -> bool:
         """A tick redelivered after a crash or a rebalance is stale: the worker that sent it
@@ -359,6 +389,16 @@ def create_app(
     rows_to: RowSink = sink or warehouse
     ports = Ports(table, rows_to, publisher, clock)
     intake = ScoreIntake(idle_flush_s, settings.partitions, profile, table, status, clock)
+
+    async def forget_person(address: str) -> dict[str, dict[str, Any] | None]:
+        client = (await asyncio.to_thread(warehouse.opened)).client
+        report, states = await asyncio.to_thread(forget_in_warehouse, address, settings, client, clock)
+        counts = {k: v for k, v in report.as_dict().items() if k not in ("email", "rescored")}
+        log.info("forget applied: %d accounts rescored, %s", len(report.rescored), counts)
+        return states
+
+    if sink is None:
+        intake.forget = forget_person
 
     @app.task
     async def open_warehouse() -> None:

@@ -36,7 +36,8 @@ class ChangelogStore:
     def keys(self) -> Iterable[str]:
         return ()
 
-    def put(self, states: Mapping[str, dict[str, Any]]) -> None:
+    def put(self, states: Mapping[str, dict[str, Any] | None]) -> None:
+        """Append each state; ``None`` appends a tombstone (the key is deleted on compaction)."""
         from kafka import KafkaProducer
 
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
@@ -45,7 +46,7 @@ class ChangelogStore:
                 producer.send(
                     self.topic,
                     key=orjson.dumps(account_id),
-                    value=pack(state),
+                    value=None if state is None else pack(state),
                     partition=partition_of(account_id, self.partitions),
                 )
             producer.flush(timeout=60)

@@ -15,17 +15,15 @@ from kafka.admin import NewTopic
 from streams.cli import main
 from streams.config import Settings
 from streams.runtime.broker import admin
-from streams.runtime.forget import ForgetError, checked_address, forget, scrub
+from streams.runtime.forget import ForgetError, checked_address, forget, holds, scrub
 from streams.runtime.replay import replay
 from streams.runtime.stack import Stack
 from streams.runtime.stored_state import unpack
 from streams.runtime.worker import STATE_CHANGELOG
 from streams.sinks.warehouse import TABLE_KEYS, connect
-from streams.sources.dataset import read_dataset
+from streams.sources.dataset import read_dataset, write_dataset
 from tests.runtime.live_vs_replay import COMPARED, snapshot
 from tests.runtime.topics import read_all
-
-pytestmark = pytest.mark.broker
 
 
 def mentioning(client: Any, address: str) -> dict[str, int]:
@@ -33,10 +31,9 @@ def mentioning(client: Any, address: str) -> dict[str, int]:
     found = {}
     for table in TABLE_KEYS:
         columns = [row[0] for row in client.query(f"DESCRIBE TABLE rapport.{table}").result_rows]
-        condition = " OR ".join(f"position(lower(toString(`{c}`)), '{address}') > 0" for c in columns)
-        found[table] = client.query(f"SELECT count() FROM rapport.{table} WHERE {condition}").result_rows[0][
-            0
-        ]
+        condition = " OR ".join(f"position(lower(toString(`{c}`)), %(a)s) > 0" for c in columns)
+        query = f"SELECT count() FROM rapport.{table} WHERE {condition}"
+        found[table] = client.query(query, parameters={"a": address}).result_rows[0][0]
     return {table: n for table, n in found.items() if n}
 
 
@@ -109,12 +106,14 @@ def forgotten(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     }
 
 
+@pytest.mark.broker
 def test_nothing_about_the_person_remains_in_any_table(forgotten: dict[str, Any]) -> None:
     print(forgotten["address"], forgotten["before"], forgotten["report"])
     assert {"contacts", "interactions"} <= forgotten["before"].keys()
     assert forgotten["after"] == {}
 
 
+@pytest.mark.broker
 def test_the_report_says_what_was_removed(forgotten: dict[str, Any]) -> None:
     report = forgotten["report"]
     assert report["email"] == forgotten["address"]
@@ -126,6 +125,7 @@ def test_the_report_says_what_was_removed(forgotten: dict[str, Any]) -> None:
     assert report["score_rows"]["account_health"] > 0
 
 
+@pytest.mark.broker
 def test_the_account_is_rescored_and_other_accounts_are_untouched(forgotten: dict[str, Any]) -> None:
     count, version = forgotten["health"]
     assert count > 0 and version > 0
@@ -136,6 +136,7 @@ def test_the_account_is_rescored_and_other_accounts_are_untouched(forgotten: dic
         assert all(row in after[table] for row in kept), table
 
 
+@pytest.mark.broker
 def test_stream_state_is_replaced_by_the_recomputed_state(forgotten: dict[str, Any]) -> None:
     states = forgotten["states"]
     assert [orjson.loads(k) for k, _ in states] == [forgotten["account"]]
@@ -167,3 +168,201 @@ def test_forget_refuses_while_a_worker_runs(tmp_path: Path) -> None:
             forget("ann@buyer.example", settings, client)
     finally:
         client.close()
+
+
+# --- exact forgetting: look-alikes, an apostrophe, a +tag, and nothing left on disk -------------
+
+LOOK_ALIKE_TARGET = "o'brien@{domain}"
+
+
+def lookalike_dataset(folder: Path) -> tuple[str, str, str, str]:
+    """The small synthetic dataset with three contacts of one account renamed: the person
+    (``o'brien@…``, written ``O'Brien+tag@…`` in half of the mail), ``joo'brien@…`` (the person's
+    address is a substring of hers) and ``o'brien@….evil``. Returns (person, joann, evil, account)."""
+    from streams.sources.synthetic import generate
+
+    events, labels = generate(6, seed=11, days=60)
+    contacts = [e.payload for e in events if e.schema == "crm_contact/1"]
+    mail = Counter(
+        a for e in events if e.schema == "raw_email/1" for a in [e.payload["from"], *e.payload["to"]]
+    )
+    account = Counter(c["account_id"] for c in contacts if mail[c["email"]]).most_common(1)[0][0]
+    a, b, c = sorted((x["email"] for x in contacts if x["account_id"] == account), key=lambda e: -mail[e])[:3]
+    domain = a.rpartition("@")[2]
+    person = LOOK_ALIKE_TARGET.format(domain=domain)
+    joann, evil = "jo" + person, person + ".evil"
+    write_dataset(folder, events, labels)
+    for path in folder.iterdir():
+        lines = []
+        for n, line in enumerate(path.read_bytes().splitlines(keepends=True)):
+            raw = f"O'Brien+tag@{domain.upper()}" if b"raw_email" in line and n % 2 else person
+            for old, new in (
+                (a.encode(), raw.encode()),
+                (b.encode(), joann.encode()),
+                (c.encode(), evil.encode()),
+            ):
+                line = line.replace(old, new)
+            lines.append(line)
+        path.write_bytes(b"".join(lines))
+    return person, joann, evil, account
+
+
+def unpacked(path: Path) -> bytes:
+    """A file's bytes, with ClickHouse's compressed blocks (``.bin``, ``.cidx``, ``.cmrk*``)
+    decompressed: LZ4 keeps a repeated string as a back-reference, so raw bytes prove nothing."""
+    import lz4.block
+    import zstandard
+
+    data = path.read_bytes()
+    if path.suffix not in {".bin", ".cidx"}:
+        return data
+    out, at = [data], 0
+    while at + 25 <= len(data):
+        method, size, plain = (
+            data[at + 16],
+            int.from_bytes(data[at + 17 : at + 21], "little"),
+            int.from_bytes(data[at + 21 : at + 25], "little"),
+        )
+        body = data[at + 25 : at + 16 + size]
+        if method == 0x82:
+            out.append(lz4.block.decompress(body, uncompressed_size=plain))
+        elif method == 0x90:
+            out.append(zstandard.ZstdDecompressor().decompress(body, max_output_size=plain))
+        elif method == 0x02:
+            out.append(body)
+        else:
+            raise AssertionError(f"{path}: compression method {method:#x} the test cannot read")
+        at += 16 + size
+    return b"".join(out)
+
+
+def found_on_disk(home: Path, pattern: bytes) -> list[str]:
+    """Every file under ``home`` whose bytes (decompressed) hold ``pattern`` as a whole address."""
+    import re
+
+    whole = re.compile(rb"(?<![a-z0-9._%+'-])" + pattern + rb"(?![a-z0-9-]|\.[a-z0-9])", re.IGNORECASE)
+    return sorted(
+        str(p.relative_to(home)) for p in home.rglob("*") if p.is_file() and whole.search(unpacked(p))
+    )
+
+
+def test_forget_is_exact_and_leaves_no_copy_on_disk(tmp_path: Path) -> None:
+    import re
+
+    folder = tmp_path / "dataset"
+    person, joann, evil, account = lookalike_dataset(folder)
+    home = tmp_path / "home"
+    env = {"RAPPORT_HOME": str(home), "RAPPORT_SELLER_DOMAINS": "demo-seller.com", "RAPPORT_PARTITIONS": "4"}
+    settings = Settings.from_env(env)
+    client = connect(settings.warehouse_url)
+    try:
+        replay(read_dataset(folder), settings, client=client)
+        joann_before = {t: n for t, n in mentioning(client, joann).items()}
+        evil_before = mentioning(client, evil)
+    finally:
+        client.close()
+    local, _, domain = person.partition("@")
+    pattern = re.escape(local.encode()) + rb"(\+[a-z0-9]+)?@" + re.escape(domain.encode())
+    assert found_on_disk(home, pattern), "the person is on disk before forget (or the search is blind)"
+    result = CliRunner().invoke(main, ["forget", "O'Brien+Tag@" + domain.upper(), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.output.strip().splitlines()[-1])
+    print(report)
+    assert report["email"] == person
+    assert report["deleted"]["contacts"] == 1 and report["deleted"]["interactions"] > 0
+    assert report["rescored"] == [account] and report["score_rows"]["account_health"] > 0
+    assert report["purged"]["outdated_parts"] > 0
+    assert found_on_disk(home, pattern) == []
+    client = connect(settings.warehouse_url)
+    try:
+        joann_after = mentioning(client, joann)
+        evil_after = mentioning(client, evil)
+        contact = client.query(
+            "SELECT email, account_id FROM rapport.contacts FINAL WHERE email = %(e)s",
+            parameters={"e": joann},
+        ).result_rows
+        health = client.query(
+            "SELECT count() FROM rapport.account_health FINAL WHERE account_id = %(a)s",
+            parameters={"a": account},
+        ).result_rows[0][0]
+    finally:
+        client.close()
+    assert contact == [(joann, account)]  # Joann intact, not "jo"
+    assert joann_after.get("interactions") == joann_before.get("interactions") > 0
+    assert evil_after.get("contacts") == evil_before.get("contacts") == 1
+    assert health > 0  # her account keeps its health rows
+    assert found_on_disk(home, re.escape(joann.encode()))  # and her address is still there
+
+
+@pytest.mark.parametrize(
+    "given, kept",
+    [
+        ("o'brien@acme.com", "o'brien@acme.com"),
+        ("Ann+Deals@Acme.com", "ann@acme.com"),
+        ('"ann lee"@acme.com', "ann lee@acme.com"),
+        ("ann.o'neil+x@sub.acme.co.uk", "ann.o'neil@sub.acme.co.uk"),
+    ],
+)
+def test_every_valid_address_is_accepted_and_normalised(given: str, kept: str) -> None:
+    assert checked_address(given) == kept
+
+
+def test_look_alikes_are_not_the_person() -> None:
+    address = "ann@acme.com"
+    for other in ("joann@acme.com", "ann@acme.com.evil", "ann@acme.community", "xann@acme.com"):
+        assert not holds(other, address) and not holds([other], address)
+        assert not holds(orjson.dumps({"from": other}).decode(), address)
+        assert scrub([other, address], address) == [other]
+    assert holds("From: Ann <Ann+x@ACME.com>\r\nTo: joann@acme.com", address)
+    assert scrub("To: <ann@acme.com>, joann@acme.com", address) == "To: <>, joann@acme.com"
+
+
+@pytest.mark.broker
+def test_forget_while_the_worker_runs(tmp_path: Path) -> None:
+    """A forget/1 control record through ``interactions``: the running worker applies it."""
+    import re
+    import time
+
+    from streams.identity.resolver import Resolver
+    from streams.runtime.status import read_status
+    from tests.runtime.live_vs_replay import produce
+
+    folder = tmp_path / "dataset"
+    person, joann, _, account = lookalike_dataset(folder)
+    home = tmp_path / "home"
+    env = {"RAPPORT_HOME": str(home), "RAPPORT_SELLER_DOMAINS": "demo-seller.com", "RAPPORT_PARTITIONS": "4"}
+    settings = Settings.from_env(env)
+    local, _, domain = person.partition("@")
+    pattern = re.escape(local.encode()) + rb"(\+[a-z0-9]+)?@" + re.escape(domain.encode())
+    with Stack(settings) as stack:
+        stack.start_workers()
+        sent = produce(stack.bootstrap, read_dataset(folder), Resolver(settings.seller_domains))
+        stack.wait_drained(sent, timeout_s=240)
+        assert [p for p in found_on_disk(home, pattern) if p.startswith("warehouse")]  # the search sees it
+        env["RAPPORT_KAFKA_BOOTSTRAP"] = stack.bootstrap
+        result = CliRunner().invoke(main, ["forget", "O'Brien+x@" + domain, "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        assert orjson.loads(result.output.strip().splitlines()[-1])["sent_to"] == "running workers"
+        deadline = time.monotonic() + 120
+        while (read_status(settings.status_file) or {}).get("counters", {}).get("forgets", 0) < 1:
+            assert time.monotonic() < deadline, "the worker did not apply the forget"
+            time.sleep(0.5)
+        stack.wait_drained(sent, timeout_s=120)
+        stack.stop_workers()
+    print("still on disk:", found_on_disk(home, pattern))
+    warehouse = [p for p in found_on_disk(home, pattern) if p.startswith("warehouse")]
+    assert warehouse == [], warehouse
+    logs = [p for p in found_on_disk(home, pattern) if p.endswith(".log")]
+    assert logs == [], logs
+    client = connect(settings.warehouse_url)
+    try:
+        contact = client.query(
+            "SELECT email FROM rapport.contacts FINAL WHERE email = %(e)s", parameters={"e": joann}
+        ).result_rows
+        health = client.query(
+            "SELECT count() FROM rapport.account_health FINAL WHERE account_id = %(a)s",
+            parameters={"a": account},
+        ).result_rows[0][0]
+    finally:
+        client.close()
+    assert contact == [(joann,)] and health > 0
