@@ -469,9 +469,9 @@ def forget(email: str, as_json: bool) -> None:
     up`, or with RAPPORT_KAFKA_BOOTSTRAP naming their broker) it sends them a forget/1 control record.
     See docs/design.md, "Forgetting a person".
     """
+    from streams.runtime.broker import read_bootstrap_file
     from streams.runtime.forget import ForgetError, request_forget, running_worker
     from streams.runtime.forget import forget as run_forget
-    from streams.runtime.broker import read_bootstrap_file
     from streams.sinks.warehouse import connect, migrate
 
     settings = Settings.from_env()
