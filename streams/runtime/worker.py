@@ -12,43 +12,50 @@ from faust.worker import Worker
 
 from streams.config import Settings
 from streams.runtime.app import create_app
+from streams.runtime.changelog import STATE_CHANGELOG
 from streams.runtime.children import watch_parent
 from streams.sinks.read_endpoint import ReadEndpoint
 
 log = logging.getLogger(__name__)
 
 
-STATE_CHANGELOG = "{app_id}-account-state-changelog"  # faust: <app id>-<table name>-changelog
+# The changelogs a restarted worker recovers its tables from (faust: <app id>-<table>-changelog).
+CHANGELOGS = (STATE_CHANGELOG, "{app_id}-contact-directory-changelog")
 NEVER_A_KEY = b'"__rapport_end_offset_refresh__"'  # JSON, as faust serialises table keys
 
 
 def refresh_changelog_ends(settings: Settings) -> None:
-    """Write one tombstone, for a key that never exists, to every changelog partition.
+    """Write one tombstone, for a key that never exists, to every partition of every changelog.
 
     Tansu (the embedded broker) keeps reporting a stale end offset for a partition whose
     producer was killed, until the next write to it (measured: 43 of 72,200 acknowledged records
     beyond the reported end). faust recovers a table only up to that end, so the restarted worker
-    would miss the newest states. The tombstone brings every end offset up to date; on Kafka it
-    is a harmless no-op.
+    would miss the newest states, and, for the ``contact-directory`` global table, the newest CRM
+    contacts: mail resolved before they arrive gets a domain match instead of its contact's
+    account. The tombstone brings every end offset up to date; on Kafka it is a harmless no-op.
     """
     from kafka import KafkaProducer
 
     from streams.runtime.broker import admin
 
-    topic = STATE_CHANGELOG.format(app_id=settings.app_id)
     client = admin(settings.kafka_bootstrap or "")
     try:
-        if topic not in client.list_topics():
-            return  # first start: no changelog yet (asking a producer for it would create one)
+        existing = set(client.list_topics())
     finally:
         client.close()
+    # first start: no changelog yet (asking a producer for one would create it)
+    topics = [t for t in (name.format(app_id=settings.app_id) for name in CHANGELOGS) if t in existing]
+    if not topics:
+        return
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", max_block_ms=10000)
     try:
-        for partition in producer.partitions_for(topic) or ():
-            producer.send(topic, key=NEVER_A_KEY, value=None, partition=partition)
+        for topic in topics:
+            try:
+                for partition in producer.partitions_for(topic) or ():
+                    producer.send(topic, key=NEVER_A_KEY, value=None, partition=partition)
+            except Exception as exc:
+                log.warning("could not refresh the end offsets of %s: %s", topic, exc)
         producer.flush(timeout=30)
-    except Exception as exc:  # no changelog yet (first start): nothing to refresh
-        log.warning("could not refresh the end offsets of %s: %s", topic, exc)
     finally:
         producer.close(timeout=10)
 
