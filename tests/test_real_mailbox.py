@@ -99,7 +99,8 @@ def test_domain_accounts_are_listed_as_provisional(warehouse: Any) -> None:
         for (a,) in query(
             warehouse,
             "SELECT account_id FROM rapport.interactions FINAL"
-            " WHERE automated = 0 AND channel = 'email' GROUP BY account_id HAVING countIf(direction = 'inbound') > 0 AND countIf(direction = 'outbound') > 0",
+            " WHERE automated = 0 AND channel = 'email' GROUP BY account_id"
+            " HAVING countIf(direction = 'inbound') > 0 AND countIf(direction = 'outbound') > 0",
         )
     }
     assert scored <= two_way
