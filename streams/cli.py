@@ -230,7 +230,7 @@ def status(as_json: bool) -> None:
     events processed, the last error, and the warehouse's row counts."""
     from datetime import UTC, datetime
 
-    from streams.runtime.status import pipeline_status
+    from streams.runtime.overview import pipeline_status
 
     report = pipeline_status(Settings.from_env())
     if as_json:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import re
 import shutil
 from collections.abc import Iterable
@@ -34,6 +33,7 @@ from streams.config import Settings
 from streams.contracts import ContractError, Envelope, format_time, make
 from streams.identity.directory import normalise_address
 from streams.runtime.changelog import ChangelogStore
+from streams.runtime.children import alive
 from streams.runtime.loop import Ports, Step, run
 from streams.runtime.ports import Clock, DictStore, NoPublisher, Rows, SystemClock
 from streams.runtime.status import read_status
@@ -389,16 +389,6 @@ def running_worker(settings: Settings) -> int | None:
     if (settings.state_dir / "worker-running").exists() and isinstance(pid, int) and alive(pid):
         return pid
     return None
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ScoresOnly:
