@@ -85,6 +85,11 @@ def batch_origin(events: Iterable[faust.EventT]) -> str:
     return f"{ranges};{digest.hexdigest()}"
 
 
+# The key of the tombstone a starting worker writes to each non-empty partition it reads, so a
+# restarted Tansu reports that partition's true end (JSON, as faust serialises table keys).
+END_REFRESH_KEY = b'"__rapport_end_offset_refresh__"'
+
+
 def sort_out(
     events: Iterable[faust.EventT],
     stage: str,
@@ -92,10 +97,13 @@ def sort_out(
     expected: tuple[type[Exception], ...] = (ContractError,),
 ) -> tuple[list[tuple[faust.EventT, T]], list[Envelope]]:
     """``use`` on every event: what it gave, and a dead letter with the reason for each event it
-    raised on (an ``expected`` error names the bad input; anything else is a bug, named so)."""
+    raised on (an ``expected`` error names the bad input; anything else is a bug, named so).
+    End-offset refresh tombstones are passed over: they are not input."""
     good: list[tuple[faust.EventT, T]] = []
     letters: list[Envelope] = []
     for event in events:
+        if event.value is None and event.key == END_REFRESH_KEY:
+            continue  # written by a starting worker (streams.runtime.worker), carries nothing
         try:
             good.append((event, use(event)))
         except Exception as exc:

@@ -55,6 +55,12 @@ class Store:
         self.lock = threading.Lock()
         self.counter = 0
         self.last_ns = 0
+        # Each folder's objects and subfolders as last seen, kept current by put and delete (this
+        # process is the only writer). Tansu lists a partition's whole ``records/`` folder on
+        # every fetch; scanning and stat-ing it each time cost 4.8 ms at 734 objects and grew
+        # with the topic, which slowed a 10,000-dead-letter drain to 40 records/s.
+        self.listed: dict[Path, tuple[dict[str, os.stat_result], set[str]]] = {}
+        self.listed_lock = threading.Lock()
 
     def path(self, bucket: str, key: str) -> Path:
         parts = [p for p in key.split("/") if p]
@@ -64,7 +70,9 @@ class Store:
 
     def put(self, target: Path, body: bytes, if_match: str | None, if_none_match: str | None) -> str | None:
         """Write ``body`` atomically; None when a condition fails."""
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.forget_folders(target.parent)
         with self.lock:
             self.counter += 1
             tmp = target.parent / f"{TMP_PREFIX}{os.getpid()}-{self.counter}"
@@ -88,26 +96,70 @@ class Store:
                     tmp.unlink()
                     return None
             tmp.replace(target)
+            self.noted(target)
         return etag_of(body)
+
+    def delete(self, target: Path) -> None:
+        with self.lock:
+            target.unlink(missing_ok=True)
+            with self.listed_lock:
+                if target.parent in self.listed:
+                    self.listed[target.parent][0].pop(target.name, None)
+
+    def noted(self, target: Path) -> None:
+        """Record a written object in its folder's listing, if that folder was listed."""
+        with self.listed_lock:
+            if target.parent in self.listed:
+                self.listed[target.parent][0][target.name] = target.stat()
+
+    def forget_folders(self, folder: Path) -> None:
+        """New folders were made down to ``folder``: drop the listings of it and its parents."""
+        with self.listed_lock:
+            for each in (folder, *folder.parents):
+                self.listed.pop(each, None)
+                if each == self.root:
+                    break
+
+    def folder(self, path: Path) -> tuple[dict[str, os.stat_result], set[str]]:
+        """The objects (file name → stat) and subfolder names of ``path``, from the listing."""
+        with self.listed_lock:
+            if path not in self.listed:
+                files: dict[str, os.stat_result] = {}
+                folders: set[str] = set()
+                try:
+                    with os.scandir(path) as entries:
+                        for entry in entries:
+                            if entry.is_dir():
+                                folders.add(entry.name)
+                            elif entry.name.endswith(SUFFIX) and not entry.name.startswith(TMP_PREFIX):
+                                try:
+                                    files[entry.name] = entry.stat()
+                                except FileNotFoundError:
+                                    continue
+                except (FileNotFoundError, NotADirectoryError):
+                    pass
+                self.listed[path] = (files, folders)
+            files, folders = self.listed[path]
+            return dict(files), set(folders)
 
     def keys(self, bucket: str, prefix: str) -> list[tuple[str, os.stat_result]]:
         """Every key of ``bucket`` starting with ``prefix``, in S3 (byte) order."""
         base = self.root / bucket
         folder = prefix.rpartition("/")[0]
-        start = base / folder if folder else base
         found = []
-        for current, _dirs, files in os.walk(start):
-            rel = os.path.relpath(current, base)
-            for name in files:
-                if not name.endswith(SUFFIX) or name.startswith(TMP_PREFIX):
-                    continue
-                key = (name if rel == "." else f"{rel}/{name}").removesuffix(SUFFIX)
+        pending = [folder]
+        while pending:
+            rel = pending.pop()
+            files, folders = self.folder(base / rel if rel else base)
+            for name, stat in files.items():
+                key = (f"{rel}/{name}" if rel else name).removesuffix(SUFFIX)
                 if key.startswith(prefix):
-                    try:
-                        found.append((key, os.stat(os.path.join(current, name))))
-                    except FileNotFoundError:
-                        continue  # deleted while listing
-        found.sort(key=lambda item: item[0].encode())
+                    found.append((key, stat))
+            for sub in folders:
+                path = f"{rel}/{sub}" if rel else sub
+                if prefix.startswith(path + "/") or path.startswith(prefix):
+                    pending.append(path)
+        found.sort(key=lambda item: item[0])  # UTF-8 keeps code point order: S3 byte order
         return found
 
 
@@ -117,6 +169,9 @@ def iso(stat: os.stat_result) -> str:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm the body then waited for the
+    # client's delayed ACK of the headers (up to 40 ms on Linux) on every keep-alive request.
+    disable_nagle_algorithm = True
     store: Store
 
     def log_message(self, format: str, *args: object) -> None:
@@ -207,7 +262,7 @@ class Handler(BaseHTTPRequestHandler):
         target = self._object()
         if target is None:
             return
-        target.unlink(missing_ok=True)
+        self.store.delete(target)
         self._reply(204)
 
     def _list(self, bucket: str, query: dict[str, list[str]]) -> None:

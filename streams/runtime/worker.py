@@ -10,8 +10,8 @@ from pathlib import Path
 import faust
 from faust.worker import Worker
 
-from streams.config import Settings
-from streams.runtime.app import create_app
+from streams.config import TOPIC_DEADLETTER, TOPIC_INTERACTIONS, TOPIC_RAW, Settings
+from streams.runtime.app import END_REFRESH_KEY, create_app
 from streams.runtime.changelog import STATE_CHANGELOG
 from streams.runtime.children import watch_parent
 from streams.sinks.read_endpoint import ReadEndpoint
@@ -19,42 +19,55 @@ from streams.sinks.read_endpoint import ReadEndpoint
 log = logging.getLogger(__name__)
 
 
-# The changelogs a restarted worker recovers its tables from (faust: <app id>-<table>-changelog).
-CHANGELOGS = (STATE_CHANGELOG, "{app_id}-contact-directory-changelog")
-NEVER_A_KEY = b'"__rapport_end_offset_refresh__"'  # JSON, as faust serialises table keys
+# The topics a worker reads: its inputs, and the changelogs it recovers its tables from (faust:
+# <app id>-<table>-changelog).
+READ_TOPICS = (
+    TOPIC_RAW,
+    TOPIC_INTERACTIONS,
+    TOPIC_DEADLETTER,
+    STATE_CHANGELOG,
+    "{app_id}-contact-directory-changelog",
+)
 
 
-def refresh_changelog_ends(settings: Settings) -> None:
-    """Write one tombstone, for a key that never exists, to every partition of every changelog.
+def refresh_end_offsets(settings: Settings) -> None:
+    """Write one tombstone, for a key that never exists, to every non-empty partition it reads.
 
-    Tansu (the embedded broker) keeps reporting a stale end offset for a partition whose
-    producer was killed, until the next write to it (measured: 43 of 72,200 acknowledged records
-    beyond the reported end). faust recovers a table only up to that end, so the restarted worker
-    would miss the newest states, and, for the ``contact-directory`` global table, the newest CRM
-    contacts: mail resolved before they arrive gets a domain match instead of its contact's
-    account. The tombstone brings every end offset up to date; on Kafka it is a harmless no-op.
+    A restarted Tansu (the embedded broker) reports a partition's end offset as the base offset
+    of its newest batch plus one, whatever that batch's length, until the next write to it
+    (measured: 43 of 72,200 acknowledged records beyond the reported end of a changelog, and 219
+    beyond the ends of ``raw`` after a stop before the worker caught up). faust recovers a table
+    only up to that end, so the worker would miss the newest states and CRM contacts; and a
+    worker that restarted on such a ``raw`` stalled short of its end (1,910 of 2,083
+    interactions). The one-record tombstone becomes the newest batch, so every end is true
+    again. Agents pass it over (``END_REFRESH_KEY``); on Kafka it is a harmless no-op.
     """
-    from kafka import KafkaProducer
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-    from streams.runtime.broker import admin
-
-    client = admin(settings.kafka_bootstrap or "")
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
     try:
-        existing = set(client.list_topics())
+        existing = consumer.topics()
+        # a first start has no topics yet (asking for their partitions would create them)
+        names = [t.format(app_id=settings.app_id) for t in READ_TOPICS]
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in names
+            if topic in existing
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = consumer.end_offsets(partitions) if partitions else {}
     finally:
-        client.close()
-    # first start: no changelog yet (asking a producer for one would create it)
-    topics = [t for t in (name.format(app_id=settings.app_id) for name in CHANGELOGS) if t in existing]
-    if not topics:
+        consumer.close()
+    stale = [tp for tp in partitions if ends.get(tp, 0) > 0]
+    if not stale:
         return
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", max_block_ms=10000)
     try:
-        for topic in topics:
+        for tp in stale:
             try:
-                for partition in producer.partitions_for(topic) or ():
-                    producer.send(topic, key=NEVER_A_KEY, value=None, partition=partition)
+                producer.send(tp.topic, key=END_REFRESH_KEY, value=None, partition=tp.partition)
             except Exception as exc:
-                log.warning("could not refresh the end offsets of %s: %s", topic, exc)
+                log.warning("could not refresh the end offset of %s[%d]: %s", tp.topic, tp.partition, exc)
         producer.flush(timeout=30)
     finally:
         producer.close(timeout=10)
@@ -91,7 +104,7 @@ def run_worker(settings: Settings) -> None:
     # Also after a clean stop: a restarted Tansu reports the end of a partition as the base offset
     # of its newest batch plus one, whatever that batch's length, and the durable broker keeps
     # multi-record batches across restarts (faust then sees a ConsistencyError).
-    refresh_changelog_ends(settings)
+    refresh_end_offsets(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     running.touch()
     app = create_app(settings, idle_flush_s=float(os.environ.get("RAPPORT_IDLE_FLUSH_S", "5")))
