@@ -90,13 +90,20 @@ def test_ingesting_twice_changes_no_count(warehouse: Any, mailbox_path: Path) ->
 def test_domain_accounts_are_listed_as_provisional(warehouse: Any) -> None:
     rows = dict(query(warehouse, "SELECT account_id, provisional FROM rapport.accounts FINAL"))
     assert rows["hgp-inc.com"] == 1 and rows["ubsw.com"] == 1
-    interacted = {
+    # Only relationships are listed and scored (issue 13): every account with health rows is
+    # listed, and each wrote to the seller side and was written to (presto-k has no CRM).
+    scored = {a for (a,) in query(warehouse, "SELECT DISTINCT account_id FROM rapport.account_health")}
+    assert scored and scored <= set(rows)
+    two_way = {
         a
         for (a,) in query(
-            warehouse, "SELECT DISTINCT account_id FROM rapport.interactions FINAL WHERE automated = 0"
+            warehouse,
+            "SELECT account_id FROM rapport.interactions FINAL"
+            " WHERE automated = 0 AND channel = 'email' GROUP BY account_id"
+            " HAVING countIf(direction = 'inbound') > 0 AND countIf(direction = 'outbound') > 0",
         )
     }
-    assert interacted <= set(rows)
+    assert scored <= two_way
 
 
 def test_automated_only_senders_are_not_listed_as_accounts(warehouse: Any) -> None:

@@ -27,9 +27,9 @@ from typing import Any
 from streams.contracts import Envelope
 from streams.identity.domains import registered_domain
 from streams.identity.people import person_key
+from streams.scoring.relationship import CRM_METHODS, exchange, is_relationship
 
 ROTATING_SENDERS = 5  # distinct one-way sender addresses of one domain that mark a mailing system
-CRM_METHODS = frozenset({"crm", "crm_contact", "crm_domain"})
 
 # Reasons an organisation is not a relationship (``Relationship.reason``).
 ONE_WAY_INBOUND = "one-way inbound"
@@ -63,7 +63,7 @@ class Relationship:
 
     def is_relationship(self) -> bool:
         """CRM-listed, or both sides wrote to each other (and it is not the seller's own affiliate)."""
-        return self.crm_listed or (self.inbound > 0 and self.outbound > 0 and not self.affiliate)
+        return is_relationship(self.crm_listed, self.inbound, self.outbound, self.affiliate)
 
     def reason(self) -> str | None:
         """Why it is not a relationship (``None`` when it is)."""
@@ -87,10 +87,11 @@ class Relationship:
         sender = detail.get("sender")
         if interaction.get("direction") == "inbound" and sender:
             self.senders.add(sender)
-        if interaction.get("automated"):
+        way = exchange("email", str(interaction.get("direction")), bool(interaction.get("automated")))
+        if way is None:
             self.automated += 1
             return
-        if interaction.get("direction") == "outbound":
+        if way == "outbound":
             self.outbound += 1
             self.buyer_people.update(interaction.get("buyers") or [])
             if sender:

@@ -49,6 +49,7 @@ from streams.config import (
 from streams.contracts import ContractError, Envelope, batches, decode, format_time, make, unbatch
 from streams.deadletters import dead_letter, rejected_row
 from streams.identity.directory import CrmDirectory
+from streams.identity.fingerprint import Copies
 from streams.identity.resolver import Resolver
 from streams.runtime.changelog import partition_of
 from streams.runtime.forget import forget_in_warehouse
@@ -128,15 +129,20 @@ class TableStore:
     stream's own event back, because ``take_events`` pairs buffered values with it.
     """
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, partitions: int = 1) -> None:
         self.table = table
+        self.partitions = partitions
+        self.lateness_s = 0.0
         self.stream: faust.Stream | None = None
         self.anchors: dict[str, faust.EventT] = {}
+        # an event of each partition in the step: silent accounts closed by its watermark
+        self.partition_anchors: dict[int, faust.EventT] = {}
 
     def _at(self, key: str) -> faust.EventT | None:
         assert self.stream is not None, "TableStore used outside the score agent"
         previous = self.stream.current_event
-        self.stream._set_current_event(self.anchors[key])
+        anchor = self.anchors.get(key) or self.partition_anchors[partition_of(key, self.partitions)]
+        self.stream._set_current_event(anchor)
         return previous
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -160,7 +166,9 @@ class TableStore:
 
     def pending(self, now: float, profile: Profile) -> dict[str, int]:
         """Accounts (of this worker's partitions) with something to settle at ``now``."""
-        return {k: n for k, v in self.table.items() if (n := flushable(unpack(v), now, profile))}
+        return {
+            k: n for k, v in self.table.items() if (n := flushable(unpack(v), now, profile, self.lateness_s))
+        }
 
 
 @dataclass
@@ -259,6 +267,7 @@ class ScoreIntake:
         due = self.due(ticks, now)
         anchors.update({a: ticks[partition_of(a, self.partitions)] for a in due})
         self.store.anchors = anchors
+        self.store.partition_anchors = {e.message.partition: e for e in events}
         done = lambda outcome: self.done(outcome, events, forgets)  # noqa: E731
         return Step(records, letters, notify=due, now=now, origin=batch_origin(events), done=done)
 
@@ -284,7 +293,7 @@ class ScoreIntake:
         if self.pending is not None:
             now = self.clock.now()
             for account_id, state in outcome.stored.items():
-                if count := flushable(state, now, self.profile):
+                if count := flushable(state, now, self.profile, self.store.lateness_s):
                     self.pending[account_id] = count
                 else:
                     self.pending.pop(account_id, None)
@@ -391,7 +400,8 @@ def create_app(
     profile = load_profile(settings.scoring_profile)
     status = WorkerStatus(settings.status_file)
     clock = clock or SystemClock()
-    table = TableStore(states)
+    table = TableStore(states, settings.partitions)
+    table.lateness_s = settings.allowed_lateness_s
     publisher = TopicPublisher(scores, alerts, deadletter)
     warehouse = LazySink(warehouse_client or (lambda: open_warehouse_client(settings.warehouse_url)))
     rows_to: RowSink = sink or warehouse
@@ -414,13 +424,24 @@ def create_app(
         if sink is None:
             await asyncio.to_thread(warehouse.opened)
 
+    # Copies of one message (folder copies, re-exports under new Message-IDs) are dropped as
+    # duplicates, as ingest and replay drop them. Raw is keyed by the routing account, so a copy
+    # reaches the worker that saw its original; the memory is this process's (a restart forgets).
+    copies = Copies()
+
+    def resolve_unique(envelope: Envelope) -> list[Any]:
+        if copies.original_of(envelope):
+            status.count("copies", 1)
+            return []
+        return resolver.resolve(envelope)
+
     @app.agent(raw_topic, concurrency=1)
     async def resolve(agent_stream: faust.StreamT) -> Any:
         stream = cast(faust.Stream, agent_stream)
         async for events in stream.take_events(
             settings.sink_batch_size, within=settings.resolve_batch_seconds
         ):
-            resolved, letters = sort_out(events, "resolve", lambda e: resolver.resolve(decode(e.value)))
+            resolved, letters = sort_out(events, "resolve", lambda e: resolve_unique(decode(e.value)))
             await publisher.publish([], [], letters)
             status.count("resolve_rejected", len(letters))
             by_account: dict[str, list[Envelope]] = {}  # in arrival order within each account
@@ -436,7 +457,10 @@ def create_app(
         stream = cast(faust.Stream, agent_stream)  # the concrete class: take_events, current event
         table.stream = stream
         batches_in = stream.take_events(settings.sink_batch_size, within=settings.sink_batch_seconds)
-        await run(intake.steps(batches_in), Scoring(table, settings.allowed_lateness_s, profile), ports)
+        scoring = Scoring(
+            table, settings.allowed_lateness_s, profile, lambda a: partition_of(a, settings.partitions)
+        )
+        await run(intake.steps(batches_in), scoring, ports)
 
     @app.agent(deadletter, concurrency=1)
     async def deadletters(agent_stream: faust.StreamT) -> Any:

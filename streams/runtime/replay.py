@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from streams.config import TOPIC_RAW, Settings
 from streams.contracts import ContractError, Envelope
 from streams.deadletters import dead_letter
+from streams.identity.fingerprint import Copies
 from streams.identity.resolver import Resolver
 from streams.runtime.loop import Ports, Step, run
 from streams.runtime.ports import Clock, DictStore, NoPublisher, Rows, SystemClock
@@ -32,6 +33,7 @@ class ReplaySummary:
     read: int = 0
     rejected: int = 0
     duplicates: int = 0
+    copies: int = 0  # copies under a new Message-ID (content fingerprint), dropped before scoring
     rows: Counter[str] = field(default_factory=Counter)
 
 
@@ -83,7 +85,7 @@ def replay(
         totals = asyncio.run(run(steps, scoring, ports))
     finally:
         sink.close()
-    summary.duplicates = totals.duplicates
+    summary.duplicates = totals.duplicates + summary.copies
     summary.rows = sink.rows
     return summary
 
@@ -99,6 +101,7 @@ def replay_steps(
     records: list[tuple[str, Envelope]] = []
     letters: list[Envelope] = []
     digest = hashlib.sha256()
+    copies = Copies()  # the same mechanism as ``rapport ingest``'s Tally and the live resolve agent
 
     def step() -> Step:
         # The token must differ per write: an insert with a token seen before is dropped.
@@ -112,6 +115,8 @@ def replay_steps(
         if isinstance(item, Rejection):
             letters.append(dead_letter(item.origin, "ingest", item.reason, item.raw))
             summary.rejected += 1
+        elif copies.original_of(item.envelope):
+            summary.copies += 1
         else:
             try:
                 records.extend((r.account_id, r.envelope) for r in resolver.resolve(item.envelope))

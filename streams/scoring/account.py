@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.scoring.profile import DAY, Profile
+from streams.scoring.relationship import is_relationship
 
 DECAYED = ("total", "intensity", "inbound", "sent", "answered", "value_sum", "value_n")
 
@@ -29,10 +30,13 @@ class Account:
     pending: list[list[Any]] = field(default_factory=list)  # [at, event id, kind, data]
     late: int = 0
     listed: bool = False  # an accounts row exists (from the CRM, or a provisional one written here)
+    # the relationship rule's evidence (streams.scoring.relationship), counted as events settle
+    crm_listed: bool = False
+    exchanged: dict[str, int] = field(default_factory=lambda: {"inbound": 0, "outbound": 0})
     # buyer side
     contacts: dict[str, list[Any]] = field(default_factory=dict)  # CRM email -> [seniority, dept, active]
     last_out: dict[str, float] = field(default_factory=dict)  # buyer -> last seller->buyer
-    last_in: dict[str, float] = field(default_factory=dict)  # buyer -> last buyer->seller
+    last_in: dict[str, float] = field(default_factory=dict)  # buyer -> last time they wrote to sellers
     last_mail_out: dict[str, list[Any]] = field(default_factory=dict)  # buyer -> [time, id] of seller email
     cadence: dict[str, list[float]] = field(default_factory=dict)  # buyer -> [first inbound, inbound count]
     reply_norm: dict[str, list[float]] = field(default_factory=dict)  # buyer -> [typical reply delay s, n]
@@ -60,7 +64,7 @@ class Account:
     first_day: int | None = None  # the day of the first scored interaction
     day_scores: dict[str, float] = field(default_factory=dict)  # closed day -> score, for the trend
     last_tier: str | None = None
-    streak: list[str] = field(default_factory=list)  # unanswered seller interactions in a row
+    outreach: list[list[Any]] = field(default_factory=list)  # [time, id] sent since a buyer wrote
     cancellations: list[list[Any]] = field(default_factory=list)  # [time, id] of recent cancels
     alerts_open: dict[str, dict[str, Any]] = field(default_factory=dict)
     alerts_ended: dict[str, float] = field(default_factory=dict)
@@ -76,7 +80,12 @@ class Account:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
-        return cls(**data)
+        # Fields a newer model dropped are ignored; ones it added take their defaults.
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def is_relationship(self) -> bool:
+        """Only a relationship gets health rows and alerts; other traffic is counted, never scored."""
+        return is_relationship(self.crm_listed, self.exchanged["inbound"], self.exchanged["outbound"])
 
     # --- helpers the rules share ---
 

@@ -50,8 +50,8 @@ def raise_alert(
     profile: Profile,
 ) -> list[dict[str, Any]]:
     key = f"{kind}|{subject}"
-    if key in state.alerts_open:
-        return []
+    if key in state.alerts_open or not state.is_relationship():
+        return []  # raised once per condition, and never on traffic that is no relationship
     ended = state.alerts_ended.get(key)
     if ended is not None and at - ended < profile.alerts.cooldown_days * DAY:
         return []
@@ -124,6 +124,21 @@ def daily_alerts(
     elif trend > -a.health_drop_points / 2:
         rows += resolve_kind(state, "health_drop", end, "health stopped falling", profile)
     rows += _engagement_drop(state, end, profile)
+    # Outreach still inside its reply window is not unanswered yet.
+    window = profile.value.response_window_days * DAY
+    unanswered = [o for o in state.outreach if o[0] + window < end]
+    if len(unanswered) >= a.unanswered_streak:
+        rows += raise_alert(
+            state,
+            "unanswered_streak",
+            "",
+            end,
+            "medium",
+            f"{len(unanswered)} seller messages in a row without a buyer answer within "
+            f"{profile.value.response_window_days:.0f} days",
+            {"events": [o[1] for o in unanswered[-int(a.unanswered_streak) :]]},
+            profile,
+        )
     for contact, (first, count) in sorted(state.cadence.items()):
         if count < a.silent_min_replies or state.contacts.get(contact, ["", "", 1])[2] == 0:
             continue
@@ -141,7 +156,7 @@ def daily_alerts(
                 contact,
                 end,
                 "high" if seniority in ("exec", "senior") else "medium",
-                f"{contact} silent for {silent / DAY:.0f} days despite {state.unanswered[contact]} "
+                f"{contact} silent for {silent / DAY:.0f} days despite {state.unanswered.get(contact, 0)} "
                 f"messages; usually writes every {gap / DAY:.1f} days",
                 {
                     "contact": contact,
@@ -241,21 +256,12 @@ def event_alerts(
     """Rules that fire on an event: unanswered outreach streaks and meeting cancellations."""
     a = profile.alerts
     rows: list[dict[str, Any]] = []
-    if item["dir"] == "outbound" and item["ch"] in ("email", "meeting") and item["status"] != "cancelled":
-        state.streak = [*state.streak, event_id][-int(a.unanswered_streak) * 2 :]
-        if len(state.streak) >= a.unanswered_streak:
-            rows += raise_alert(
-                state,
-                "unanswered_streak",
-                "",
-                at,
-                "medium",
-                f"{len(state.streak)} seller interactions in a row without a buyer answer",
-                {"events": state.streak[-int(a.unanswered_streak) :]},
-                profile,
-            )
+    outreach = item["ch"] in ("email", "meeting") and item["status"] != "cancelled"
+    if item["dir"] == "outbound" and outreach and int(item["version"]) == 0:
+        # unique messages (copies are removed upstream; a meeting's updates are one invitation)
+        state.outreach = [*state.outreach, [at, event_id]][-int(a.unanswered_streak) * 2 :]
     elif item["dir"] in ("inbound", "mutual"):
-        state.streak = []
+        state.outreach = []
         rows += resolve_kind(state, "unanswered_streak", at, "the buyer answered", profile)
     if item["ch"] == "meeting" and item["status"] == "cancelled":
         state.cancellations = [c for c in state.cancellations if at - c[0] <= a.cancellation_days * DAY] + [

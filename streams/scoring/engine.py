@@ -15,11 +15,11 @@ Pure: no I/O, no clock of its own (``now`` comes in).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from streams.contracts import Envelope
+from streams.contracts import Envelope, parse_time
 from streams.scoring.profile import DAY, DEFAULT, Profile
 from streams.scoring.state import AccountState
 
@@ -30,6 +30,8 @@ class StateStore(Protocol):
     """Where states are read from: a dict, or a faust table read partition by partition."""
 
     def get(self, key: str, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
 
 
 @dataclass
@@ -50,20 +52,48 @@ def add_rows(rows: Rows, table: str, more: Iterable[dict[str, Any]]) -> None:
     rows.setdefault(table, []).extend(more)
 
 
-def flushable(state: Mapping[str, Any], now: float, profile: Profile = DEFAULT) -> int:
-    """How much a settle at ``now`` would do: pending events plus value windows that ended."""
+def closed_through(at: float, lateness_s: float) -> int:
+    """The last day that stream time (or the idle clock) ``at`` closes: day D closes once
+    ``at`` passes its end plus the allowed lateness."""
+    if math.isinf(at):
+        return 10**9 if at > 0 else -(10**9)
+    return int((at - lateness_s) // DAY) - 1
+
+
+def flushable(
+    state: Mapping[str, Any], now: float, profile: Profile = DEFAULT, lateness_s: float = 0.0
+) -> int:
+    """How much a settle at ``now`` would do: pending events, value windows that ended before the
+    last day ``now`` closes, and one if a day is due (a silent account's day advances too)."""
     window = profile.value.response_window_days * DAY
-    ended = sum(1 for v in (state.get("open_values") or {}).values() if v["at"] + window < now)
-    return len(state.get("pending") or []) + ended
+    through = closed_through(now, lateness_s)
+    until = min(now, (through + 1) * DAY)
+    ended = sum(1 for v in (state.get("open_values") or {}).values() if v["at"] + window < until)
+    due = AccountState.from_dict(dict(state)).next_due() if state.get("open_day") is not None else None
+    return len(state.get("pending") or []) + ended + int(due is not None and due <= through)
 
 
 class Scoring:
     """Per-account scoring over a state store, one step (batch) at a time."""
 
-    def __init__(self, stored: StateStore, lateness_s: float, profile: Profile = DEFAULT) -> None:
+    def __init__(
+        self,
+        stored: StateStore,
+        lateness_s: float,
+        profile: Profile = DEFAULT,
+        partition_of: Callable[[str], int] = lambda _: 0,
+    ) -> None:
+        """``partition_of`` maps an account to its input partition, whose event-time watermark
+        closes the days of every account on it (replay: one partition, the input's watermark)."""
         self.stored, self.lateness_s, self.profile = stored, lateness_s, profile
+        self.partition_of = partition_of
         self._step = Snapshot()
         self._settled_before: dict[str, int] = {}  # accounts touched by on_item since the last close
+        # Kept in memory by this process: a restarted worker's partitions close again from the
+        # first watermark it sees (days are closed at most once: the state knows its open day).
+        self.watermarks: dict[int, float] = {}  # partition -> max event time seen
+        self._closed: dict[int, int] = {}  # partition -> last day closed for every account on it
+        self._due: dict[str, int | None] | None = None  # account -> next day to close (None: none)
 
     def _state(self, account_id: str) -> AccountState | None:
         state = self._step.states.get(account_id)
@@ -89,6 +119,12 @@ class Scoring:
             step.failed.append((envelope, f"scoring failed: {type(exc).__name__}: {exc}"))
             return
         step.late += state.late - late_before
+        partition = self.partition_of(account_id)
+        at = parse_time(envelope.occurred_at).timestamp()
+        if at > self.watermarks.get(partition, -math.inf):
+            self.watermarks[partition] = at
+        if self._due is not None:
+            self._due[account_id] = state.next_due()
         if rows is None:
             step.duplicates += 1
             return
@@ -105,31 +141,77 @@ class Scoring:
                 step.rows.setdefault("account_health", []).append(health[1])
         self._settled_before.clear()
 
+    def _close_watermarks(self, partitions: Iterable[int] | None = None, through: int | None = None) -> None:
+        """Close, for every account on ``partitions`` (default: those whose watermark passed a new
+        day), the days their watermark (or ``through``) passed. Visits only accounts whose next
+        day is due; each close depends only on the state and the day."""
+        targets: dict[int, int] = {}
+        for partition, mark in self.watermarks.items():
+            if partitions is not None and partition not in partitions:
+                continue
+            day = closed_through(mark, self.lateness_s) if through is None else through
+            if day > self._closed.get(partition, -(10**9)):
+                targets[partition] = day
+        if not targets:
+            return
+        if self._due is None:  # once per process: every known account may be due
+            unknown: int | None = -(10**9)
+            self._due = {a: unknown for a in [*self.stored.keys(), *self._step.states]}
+        step = self._step
+        for account_id, due in list(self._due.items()):
+            through_day = targets.get(self.partition_of(account_id))
+            if due is None or through_day is None or due > through_day:
+                continue
+            state = self._state(account_id)
+            if state is None:
+                del self._due[account_id]
+                continue
+            rows = state.close_through(through_day, self.profile)
+            self._due[account_id] = state.next_due()
+            if rows or account_id in step.states:
+                step.states[account_id] = state
+                for table, row in rows:
+                    add_rows(step.rows, table, [row])
+        self._closed.update(targets)
+
     def on_notify(self, now: float, accounts: Iterable[str]) -> None:
-        """Settle everything pending for ``accounts`` and close the value windows that ended
-        before ``now`` (the clock on the live idle timer, the clock at the end of a replay)."""
+        """Live idle timer: close the days that ``now`` (the wall clock) passed for ``accounts``,
+        settle everything they have pending and close the value windows that ended within the
+        closed days (not beyond them: a later window would change the open day's final row)."""
         self._close_items()
+        self._settle(accounts, now, closed_through(now, self.lateness_s))
+
+    def _settle(self, accounts: Iterable[str], now: float, through: int, until: float | None = None) -> None:
         step = self._step
         for account_id in accounts:
             state = step.states.get(account_id)
             if state is None:
                 saved = self.stored.get(account_id)
-                if not saved or not flushable(saved, now, self.profile):
+                if not saved or not flushable(saved, now, self.profile, self.lateness_s):
                     continue
                 state = AccountState.from_dict(saved)
-            elif not flushable(state.to_dict(), now, self.profile):
-                continue
-            for table, row in state.flush(self.profile, now):
-                step.rows.setdefault(table, []).append(row)
+            rows = state.close_through(through, self.profile)
+            rows += state.flush(self.profile, min(now, (through + 1) * DAY) if until is None else until)
+            for table, row in rows:
+                add_rows(step.rows, table, [row])
             step.states[account_id] = state
+            if self._due is not None:
+                self._due[account_id] = state.next_due()
             step.settled += 1
 
     def on_eof(self, accounts: Iterable[str], now: float = math.inf) -> None:
-        """The input ended: settle ``accounts`` (every stored account) and this step's at ``now``."""
-        self.on_notify(now, dict.fromkeys([*self._step.states, *accounts]))
+        """The input ended: close every account's days through the input's watermark (not the
+        clock: a historical replay ends where its mail ends), then settle ``accounts`` (every
+        stored account) and this step's, closing value windows that ended before ``now``."""
+        self._close_items()
+        mark = max(self.watermarks.values(), default=-math.inf)
+        through = closed_through(mark, self.lateness_s) if mark > -math.inf else -(10**9)
+        self._close_watermarks(through=through)
+        self._settle(dict.fromkeys([*self._step.states, *accounts]), now, through, until=now)
 
     def snapshot(self) -> Snapshot:
         """This step's rows and new states; the next call to on_item starts a new step."""
+        self._close_watermarks()
         self._close_items()
         step, self._step = self._step, Snapshot()
         return step

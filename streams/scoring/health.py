@@ -29,13 +29,18 @@ def tier_for(score: float, profile: Profile) -> str:
 
 
 def engaged_contacts(state: Account, now: float, profile: Profile) -> list[str]:
-    """Buyer contacts with two-way contact (they wrote, and were written to) within the window."""
+    """Buyer contacts who wrote to the seller side (sent mail, organised a meeting, a logged call)
+    within the window; being cc'd or written to is not engagement."""
     since = now - profile.health.engaged_window_days * DAY
-    return sorted(
-        c
-        for c, t_in in state.last_in.items()
-        if since <= t_in <= now and since <= state.last_out.get(c, 0.0) <= now
-    )
+    return sorted(c for c, t_in in state.last_in.items() if since <= t_in <= now)
+
+
+def balance(inbound: float, total: float) -> float | None:
+    """Reciprocity: 1 − |in − out| / (in + out) on decayed sums (out = every other touch), so a
+    one-way stream either way scores 0 and an even exchange 1; ``None`` with too little evidence."""
+    if total < 0.25:
+        return None
+    return 1.0 - abs(inbound - (total - inbound)) / total
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -72,7 +77,7 @@ def account_health(state: Account, now: float, profile: Profile, version: int) -
             len(departments), h.target_function_coverage, h.weight_function_coverage
         ),
         "reciprocity": _signal(
-            _ratio(decayed["inbound"], decayed["total"]), h.target_reciprocity, h.weight_reciprocity
+            balance(decayed["inbound"], decayed["total"]), h.target_reciprocity, h.weight_reciprocity
         ),
         "responsiveness": _signal(
             _ratio(decayed["answered"], decayed["sent"]), h.target_responsiveness, h.weight_responsiveness

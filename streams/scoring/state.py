@@ -22,11 +22,15 @@ from streams.scoring.alerts import contact_left, daily_alerts, event_alerts
 from streams.scoring.health import account_health
 from streams.scoring.preparedness import meeting_preparedness
 from streams.scoring.profile import DAY, DEFAULT, Profile
+from streams.scoring.relationship import CRM_METHODS, exchange
 from streams.scoring.titles import classify_title
 from streams.scoring.value import close_windows, note_outcomes, note_stage_advanced, open_window, opens_window
 
 Row = tuple[str, dict[str, Any]]
-MAX_GAP_DAYS = 400  # idle days filled with daily rows between two interactions, at most
+# Days closed after an account's last scored interaction, at most; after that it is dormant (no
+# rows) until it interacts again. Bounds what a silent account, or a historical import scored by
+# the live wall clock, writes: 400 rows per account.
+MAX_GAP_DAYS = 400
 
 
 class AccountState(Account):
@@ -36,7 +40,10 @@ class AccountState(Account):
     allowed lateness passes them; they are then settled in event-time order, so the scores do
     not depend on arrival order within the lateness. :meth:`flush` settles everything (end of
     a replay, or an idle timer in live mode). A day's health row is rewritten while the day is
-    open and finalised (with that day's alerts) when an event of a later day settles.
+    open and finalised (with that day's alerts) when an event of a later day settles, or when
+    stream time passes the day (:meth:`close_through`, for silent accounts): either way the
+    final row depends only on the events before the day's end, so both give the same row.
+    Only a relationship (:meth:`Account.is_relationship`) gets health rows and alerts.
     """
 
     # --- the step ----------------------------------------------------------------------------
@@ -57,10 +64,7 @@ class AccountState(Account):
             keep_from = min(self.watermark - lateness_s, self.settled_until)
             self.seen = {k: t for k, t in self.seen.items() if t >= keep_from}
             self.seen_limit = max(64, 2 * len(self.seen))
-        if kind == "interaction" and not self.listed and data["match"] == "domain" and not data["automated"]:
-            rows.append(("accounts", provisional_account_row(self.account_id)))
-            self.listed = True
-        elif kind == "account":
+        if kind == "account":
             self.listed = True
         if kind:
             if at < self.settled_until:
@@ -80,54 +84,103 @@ class AccountState(Account):
             return rows
         settling, self.pending = self.pending[:due], self.pending[due:]
         for at, event_id, kind, data in settling:
+            scored = kind == "interaction" and not data["automated"]
+            # Every record closes the days before its own (not only scored ones), and before it
+            # counts: a day's final row is the same whether an event or stream time closed it.
+            self._advance(at, profile, rows, start=scored)
             self.settled += 1
             self.settled_until = at
-            if kind == "interaction" and not data["automated"]:
-                self._advance(at, profile, rows)
+            if scored:
                 self.scored_until = at
+            self._observe(kind, data, rows)
             rows.extend(self._settle_one(at, event_id, kind, data, profile))
         return rows
+
+    def _observe(self, kind: str, data: dict[str, Any], rows: list[Row]) -> None:
+        """Count the relationship rule's evidence; a domain account becomes listed (a provisional
+        accounts row) when it first becomes a relationship."""
+        if kind in ("account", "contact", "opportunity"):
+            self.crm_listed = True
+        elif kind == "interaction":
+            if data["match"] in CRM_METHODS:
+                self.crm_listed = True
+            way = exchange(data["ch"], data["dir"], data["automated"])
+            if way and int(data["version"]) == 0:
+                self.exchanged[way] += 1
+        if not self.listed and self.is_relationship():
+            rows.append(("accounts", provisional_account_row(self.account_id)))
+            self.listed = True
+
+    def close_through(self, day: int, profile: Profile = DEFAULT) -> list[Row]:
+        """Stream time passed ``day`` plus the allowed lateness: settle what is pending up to its
+        end and close every day through it (a silent account's days, its decay and its alerts).
+        Depends only on the state and ``day``, so any tick timing gives the same rows."""
+        rows = self.settle(math.nextafter((day + 1) * DAY, -math.inf), profile)
+        self._close_days(day, profile, rows)
+        return rows
+
+    def next_due(self) -> int | None:
+        """The next day to close, or ``None`` when there is none (no days yet, or dormant)."""
+        if self.open_day is None or self.open_day > self._last_day():
+            return None
+        return self.open_day
+
+    def _last_day(self) -> int:
+        return int(self.scored_until // DAY) + MAX_GAP_DAYS
 
     def provisional_health(self, profile: Profile = DEFAULT) -> Row | None:
         """The still-open day's row as of now; written once per batch, rewritten until the day
         closes (its final row has the higher, odd version)."""
-        if self.open_day is None:
+        if self.open_day is None or self.next_due() is None or not self.is_relationship():
             return None
-        # As of the open day's last scored interaction, not the last settled record: automated
-        # mail and CRM records after it must not date the row (batch boundaries would show).
-        return ("account_health", self._health(self.scored_until, profile, final=False))
+        # As of the open day's last scored interaction (or its start when the day opened without
+        # one): automated mail and CRM records must not date the row (batch boundaries would show).
+        return (
+            "account_health",
+            self._health(max(self.scored_until, self.open_day * DAY), profile, final=False),
+        )
 
-    def flush(self, profile: Profile = DEFAULT, now: float = math.inf) -> list[Row]:
-        """Settle everything pending and close the value windows that ended before ``now``
-        (the clock when idle; infinity at the end of a replay)."""
-        settled_before = self.settled
+    def flush(self, profile: Profile = DEFAULT, until: float = math.inf) -> list[Row]:
+        """Settle everything pending and close the value windows that ended before ``until``
+        (the end of the last closed day when idle; the clock at the end of a replay)."""
         rows = self.settle(math.inf, profile)
-        closed = close_windows(self, now, profile)
+        closed = close_windows(self, until, profile)
         rows.extend(("interaction_value", r) for r in closed)
-        if (self.settled > settled_before or closed) and (health := self.provisional_health(profile)):
+        # Always the open day's row: it depends only on the state, so live and replay agree
+        # whichever step last touched the account.
+        if health := self.provisional_health(profile):
             rows.append(health)
         return rows
 
     # --- time --------------------------------------------------------------------------------
 
-    def _advance(self, at: float, profile: Profile, rows: list[Row]) -> None:
-        """Close the days before ``at``'s day (filling idle days) and the value windows before ``at``."""
+    def _advance(self, at: float, profile: Profile, rows: list[Row], start: bool) -> None:
+        """Close the days before ``at``'s day (filling idle days, at most MAX_GAP_DAYS after the
+        last scored interaction) and the value windows before ``at``; ``start``: a scored
+        interaction, which opens the account's first day."""
         day = int(at // DAY)
-        if self.open_day is not None and day - self.open_day > MAX_GAP_DAYS:
-            self._close_day(self.open_day, profile, rows)
-            self.open_day = day - MAX_GAP_DAYS
-        while self.open_day is not None and self.open_day < day:
+        if self.open_day is None:
+            if start:
+                self.open_day = self.first_day = day
+            return
+        self._close_days(day - 1, profile, rows)
+        self.open_day = max(self.open_day, day)  # dormant days are skipped
+        rows.extend(("interaction_value", r) for r in close_windows(self, at, profile))
+
+    def _close_days(self, last: int, profile: Profile, rows: list[Row]) -> None:
+        if self.open_day is None:
+            return
+        last = min(last, self._last_day())
+        while self.open_day <= last:
             self._close_day(self.open_day, profile, rows)
             self.open_day += 1
-        if self.open_day is None:
-            self.open_day = self.first_day = day
-        rows.extend(("interaction_value", r) for r in close_windows(self, at, profile))
 
     def _close_day(self, day: int, profile: Profile, rows: list[Row]) -> None:
         end = (day + 1) * DAY - 0.001
         rows.extend(("interaction_value", r) for r in close_windows(self, end, profile))
         health = self._health(end, profile, final=True)
-        rows.append(("account_health", health))
+        if self.is_relationship():
+            rows.append(("account_health", health))
         # Tier and trend alerts wait until the account has a trend's worth of history.
         settled_in = self.first_day is not None and day - self.first_day >= profile.health.trend_days
         previous_tier = self.last_tier if settled_in else None
@@ -198,7 +251,11 @@ class AccountState(Account):
                 if channel == "email":
                     self.last_mail_out[buyer] = [at, event_id]
         if direction in ("inbound", "mutual"):
-            for buyer in buyers:
+            # Who wrote: the sender (or organizer) of inbound mail, not whoever else was cc'd;
+            # every contact of a logged call or meeting.
+            author = item["detail"].get("sender") or item["detail"].get("organizer")
+            writers = [author] if direction == "inbound" and author in buyers else buyers
+            for buyer in writers:
                 previous = self.last_in.get(buyer)
                 self.unanswered.pop(buyer, None)
                 first, count = self.cadence.get(buyer, [at, 0.0])

@@ -174,9 +174,11 @@ def test_value_rewards_the_buyer_answering_and_starts_high_when_the_buyer_writes
 def test_an_unanswered_streak_raises_one_alert_and_the_buyer_answering_resolves_it() -> None:
     h = History()
     streak = int(DEFAULT.alerts.unanswered_streak)
+    h.email(T0 - timedelta(days=1), "ann@buyer.com", [])  # two-way: only relationships get alerts
     for n in range(streak + 3):
         h.email(T0 + timedelta(days=n), SELLER, ["ann@buyer.com"])
-    h.email(T0 + timedelta(days=streak + 5), "ann@buyer.com", ["ann@buyer.com"])
+    # each message counts once its reply window has passed: the alert comes 7 days after the 8th
+    h.email(T0 + timedelta(days=streak + 20), "ann@buyer.com", ["ann@buyer.com"])
     alerts = [r for r in h.rows()["alerts"] if r["kind"] == "unanswered_streak"]
     assert len(alerts) == 1
     assert alerts[0]["status"] == "resolved" and alerts[0]["ended_at"] > alerts[0]["raised_at"]
@@ -241,6 +243,8 @@ def test_a_new_owner_who_never_makes_contact_is_flagged_and_one_who_does_is_not(
 
 def test_repeated_cancellations_raise_one_alert() -> None:
     h = History()
+    h.email(T0 - timedelta(days=2), "ann@buyer.com", [])  # two-way: only relationships get alerts
+    h.email(T0 - timedelta(days=1), SELLER, ["ann@buyer.com"])
     for n in range(3):
         start = T0 + timedelta(days=7 * n)
         meeting = h.meeting(start, ["ann@buyer.com"], start - timedelta(days=2))
@@ -259,10 +263,13 @@ def test_repeated_cancellations_raise_one_alert() -> None:
     assert values and all("cancelled" in r["outcomes"] for r in values)
 
 
-def test_records_after_the_last_interaction_never_date_a_health_row() -> None:
-    """CRM records and automated mail settle too, but a day's row belongs to the days that had
-    interactions (and the idle days between them); otherwise batch boundaries would show."""
+def test_records_after_the_last_interaction_close_days_as_stream_time_does() -> None:
+    """A CRM record closes the days before its own, as the watermark closes a silent account's
+    days; the open day's row is dated by the day, not by the record (batch boundaries must not
+    show)."""
     h = History()
+    h.email(T0 - timedelta(minutes=5), "ann@buyer.com", [])
     h.email(T0, SELLER, ["ann@buyer.com"])
     h.contact(T0 + timedelta(days=3), "ann@buyer.com", "IT Manager")
-    assert {r["as_of"] for r in h.rows()["account_health"]} == {T0.date()}
+    days = {r["as_of"] for r in h.rows()["account_health"]}
+    assert days == {(T0 + timedelta(days=n)).date() for n in range(4)}
