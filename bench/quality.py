@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from streams.contracts import parse_time
 from streams.identity.resolver import Resolver
 from streams.scoring.profile import DEFAULT, load_profile
 from streams.sinks.warehouse import collapse
@@ -57,7 +58,10 @@ def score_dataset(
     events, labels = generate(accounts, seed=seed)
     resolver = Resolver([SELLER_DOMAIN])
     records = [(o.account_id, o.envelope) for e in events for o in resolver.resolve(e)]
-    rows = run_in_memory(records, [5000], 86400.0, profile).sink.rows
+    # Scored as of the end of the generated period (the clock when its input ends): closing the
+    # days after it would make every account silent and alert on all of them.
+    end = parse_time(labels["start"]).timestamp() + labels["days"] * 86400.0
+    rows = run_in_memory(records, [5000], 86400.0, profile, end=end).sink.rows
     return {table: collapse(table, r) for table, r in rows.items()}, labels
 
 

@@ -404,23 +404,47 @@ for _name, (_kind, _what) in INGEST_KINDS.items():
     add_ingest_command(_name, _kind, _what)
 
 
+def as_of_time(text: str) -> float:
+    """``--as-of``'s ISO date or time as epoch seconds (UTC unless it names an offset)."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is no ISO date or time (e.g. 2001-12-31 or 2001-12-31T18:00Z)"
+        ) from None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @seller_domain_option
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="TIME",
+    help="Score as of this ISO date or time (UTC unless it has an offset; default now): the end of "
+    "input closes every account's days through it, as the live worker's idle tick does on the clock.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on the last line.")
 @friendly_errors
-def replay(paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_json: bool) -> None:
+def replay(
+    paths: tuple[Path, ...], seller_domains: tuple[str, ...], as_of: str | None, as_json: bool
+) -> None:
     """Score history (dataset folders, mail, calendars, CRM CSV and change feeds) straight into the
     warehouse, without a broker."""
     from streams.runtime.demo import progress_bar
+    from streams.runtime.ports import FixedClock
     from streams.runtime.replay import replay as run_replay
     from streams.sources.reader import read_sources
 
     settings = settings_from_env(seller_domains)
+    clock = FixedClock(as_of_time(as_of)) if as_of else None
     started = time.perf_counter()
     with owning_home(settings), progress_bar(console) as bar:
         task = bar.add_task("replaying", total=None)
-        summary = run_replay(read_sources(paths), settings, progress=lambda n: bar.advance(task, n))
+        summary = run_replay(
+            read_sources(paths), settings, progress=lambda n: bar.advance(task, n), clock=clock
+        )
     elapsed = time.perf_counter() - started
     result = {
         "read": summary.read,

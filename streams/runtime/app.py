@@ -431,7 +431,10 @@ def create_app(
 
     def resolve_unique(envelope: Envelope) -> list[Any]:
         if copies.original_of(envelope):
+            # ``duplicates`` as in replay's summary (repeated ids and copies); ``copies`` are
+            # those dropped here, which ``Stack.wait_drained`` counts as done beside ``events``
             status.count("copies", 1)
+            status.count("duplicates", 1)
             return []
         return resolver.resolve(envelope)
 

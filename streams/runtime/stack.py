@@ -171,8 +171,8 @@ class Stack:
             self.check_disk()
             status = read_status(self.settings.status_file) or {}
             counters = status.get("counters", {})
-            # every valid message is either scored or dead-lettered by resolve
-            done = int(counters.get("events", 0)) + int(counters.get("resolve_rejected", 0))
+            # every valid message is scored, dead-lettered or dropped as a copy by resolve
+            done = sum(int(counters.get(name, 0)) for name in ("events", "resolve_rejected", "copies"))
             seen = (status.get("counters"), status.get("rows_written"), status.get("pending_events"))
             if seen != last_seen:
                 last_seen, moved = seen, time.monotonic()

@@ -179,9 +179,7 @@ class Scoring:
         settle everything they have pending and close the value windows that ended within the
         closed days (not beyond them: a later window would change the open day's final row)."""
         self._close_items()
-        self._settle(accounts, now, closed_through(now, self.lateness_s))
-
-    def _settle(self, accounts: Iterable[str], now: float, through: int, until: float | None = None) -> None:
+        through = closed_through(now, self.lateness_s)
         step = self._step
         for account_id in accounts:
             state = step.states.get(account_id)
@@ -191,7 +189,7 @@ class Scoring:
                     continue
                 state = AccountState.from_dict(saved)
             rows = state.close_through(through, self.profile)
-            rows += state.flush(self.profile, min(now, (through + 1) * DAY) if until is None else until)
+            rows += state.flush(self.profile, min(now, (through + 1) * DAY))
             for table, row in rows:
                 add_rows(step.rows, table, [row])
             step.states[account_id] = state
@@ -200,14 +198,16 @@ class Scoring:
             step.settled += 1
 
     def on_eof(self, accounts: Iterable[str], now: float = math.inf) -> None:
-        """The input ended: close every account's days through the input's watermark (not the
-        clock: a historical replay ends where its mail ends), then settle ``accounts`` (every
-        stored account) and this step's, closing value windows that ended before ``now``."""
+        """The input ended: what the live worker does once its input is drained and it goes
+        idle at ``now`` (the clock), so replay ends with the rows live ends with. Each
+        partition closes through its watermark, then every account in ``accounts`` (every
+        stored account) and this step's is settled as by the idle tick (:meth:`on_notify`):
+        days through the clock too, at most ``MAX_GAP_DAYS`` after an account's last scored
+        interaction (a historical replay's accounts end dormant, as a historical import fed to
+        the live worker does on its first idle tick)."""
         self._close_items()
-        mark = max(self.watermarks.values(), default=-math.inf)
-        through = closed_through(mark, self.lateness_s) if mark > -math.inf else -(10**9)
-        self._close_watermarks(through=through)
-        self._settle(dict.fromkeys([*self._step.states, *accounts]), now, through, until=now)
+        self._close_watermarks()
+        self.on_notify(now, dict.fromkeys([*self._step.states, *accounts]))
 
     def snapshot(self) -> Snapshot:
         """This step's rows and new states; the next call to on_item starts a new step."""

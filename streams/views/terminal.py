@@ -67,6 +67,7 @@ def _max_width(column: Column, values: list[str]) -> int:
 
 
 BORDER = 3  # border and padding per column; one more closes the table
+TEXT_FLOOR = 8  # the narrowest a text column gets when long words (an email address) must fold
 
 
 def fitting(columns: Sequence[Column], rows: list[list[str]], width: int) -> list[int]:
@@ -91,20 +92,25 @@ def fitting(columns: Sequence[Column], rows: list[list[str]], width: int) -> lis
     return shown
 
 
-def column_widths(minimum: list[int], maximum: list[int], available: int) -> list[int]:
+def column_widths(
+    minimum: list[int], maximum: list[int], available: int, floor: list[int] | None = None
+) -> list[int]:
     """Content widths that fit ``available``: the widest columns give way first, none below its
-    minimum (so whole values stay whole and words unbroken when the minimums fit)."""
+    minimum (so whole values stay whole and words unbroken when the minimums fit); when they do
+    not fit, columns go on down to their ``floor`` (a text column's long word is then folded,
+    a whole column's floor is its minimum)."""
     widths = [min(hi, max(lo, available)) for lo, hi in zip(minimum, maximum, strict=True)]
     excess = sum(widths) - available
-    while excess > 0:
-        shrinkable = [i for i, w in enumerate(widths) if w > minimum[i]]
-        if not shrinkable:
-            break
-        widest = max(shrinkable, key=lambda i: widths[i])
-        others = [widths[i] for i in shrinkable if i != widest]
-        step = max(1, min(excess, widths[widest] - max([minimum[widest], *others])))
-        widths[widest] -= step
-        excess -= step
+    for lower in (minimum, floor or minimum):
+        while excess > 0:
+            shrinkable = [i for i, w in enumerate(widths) if w > lower[i]]
+            if not shrinkable:
+                break
+            widest = max(shrinkable, key=lambda i: widths[i])
+            others = [widths[i] for i in shrinkable if i != widest]
+            step = max(1, min(excess, widths[widest] - max([lower[widest], *others])))
+            widths[widest] -= step
+            excess -= step
     return widths
 
 
@@ -139,7 +145,9 @@ class Output:
         shown = fitting(columns, cleaned, width)
         minimum = [_min_width(columns[i], [r[i] for r in cleaned]) for i in shown]
         maximum = [_max_width(columns[i], [r[i] for r in cleaned]) for i in shown]
-        widths = maximum if self.wide else column_widths(minimum, maximum, width - BORDER * len(shown) - 1)
+        floor = [m if columns[i].whole else min(m, TEXT_FLOOR) for i, m in zip(shown, minimum, strict=True)]
+        available = width - BORDER * len(shown) - 1
+        widths = maximum if self.wide else column_widths(minimum, maximum, available, floor)
         table = Table(title=text(title) or None, title_justify="left", expand=False)
         for i, w in zip(shown, widths, strict=True):
             c = columns[i]

@@ -71,7 +71,8 @@ def replayed() -> dict[str, list[str]]:
 
 def live_steps(stream: list[tuple[str, Envelope]], sizes: list[int], ticks: list[bool]) -> list[Step]:
     """Batches as the score agent cuts them; after a batch, maybe an idle tick that settles the
-    accounts seen so far (an idle partition) at the stream time seen so far."""
+    accounts seen so far (an idle partition) at the stream time seen so far; at the end the idle
+    tick on the clock (replay's end of input must give what it gives)."""
     steps, position, seen, index = [], 0, 0.0, 0
     while position < len(stream):
         size = sizes[index % len(sizes)]
@@ -83,7 +84,8 @@ def live_steps(stream: list[tuple[str, Envelope]], sizes: list[int], ticks: list
             idle = list(dict.fromkeys(a for a, _ in stream[:position]))
             steps.append(Step(notify=idle, now=seen, origin=f"tick:{position}"))
         index += 1
-    steps.append(Step(eof=True, now=END, origin="end"))
+    # No end of input live: the input drained, the idle timer settles every account on the clock.
+    steps.append(Step(notify=list(dict.fromkeys(a for a, _ in stream)), now=END, origin="idle"))
     return steps
 
 

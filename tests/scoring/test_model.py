@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -122,9 +123,11 @@ class History:
             },
         )
 
-    def rows(self) -> dict[str, list[dict[str, Any]]]:
+    def rows(self, end: float = math.inf) -> dict[str, list[dict[str, Any]]]:
+        """The rows of the records, the input ending at the clock ``end`` (infinity: every value
+        window closes, and days up to MAX_GAP_DAYS after the last interaction)."""
         ordered = sorted(self.records, key=lambda r: (r[1].occurred_at, r[1].event_id))
-        ports = run_in_memory(ordered, [len(ordered)], 3600.0)
+        ports = run_in_memory(ordered, [len(ordered)], 3600.0, end=end)
         rows = ports.sink.rows
         assert "rejected_events" not in rows  # every record was usable
         return {table: collapse(table, r) for table, r in rows.items()}
@@ -271,5 +274,6 @@ def test_records_after_the_last_interaction_close_days_as_stream_time_does() -> 
     h.email(T0 - timedelta(minutes=5), "ann@buyer.com", [])
     h.email(T0, SELLER, ["ann@buyer.com"])
     h.contact(T0 + timedelta(days=3), "ann@buyer.com", "IT Manager")
-    days = {r["as_of"] for r in h.rows()["account_health"]}
+    # the input ends with its last record (the clock there): no days beyond stream time
+    days = {r["as_of"] for r in h.rows(end=(T0 + timedelta(days=3)).timestamp())["account_health"]}
     assert days == {(T0 + timedelta(days=n)).date() for n in range(4)}

@@ -54,6 +54,9 @@ class Rapport:
         return [json.loads(line) for line in done.stdout.splitlines()]
 
 
+AS_OF = "2025-10-19"  # the generated data's end
+
+
 @pytest.fixture(scope="module")
 def rapport(tmp_path_factory: pytest.TempPathFactory) -> Rapport:
     """Eight accounts over 140 days from 2025-06-01 (alerts raised and resolved), replayed once."""
@@ -65,7 +68,8 @@ def rapport(tmp_path_factory: pytest.TempPathFactory) -> Rapport:
     lines[-1] = lines[-1].replace(json.loads(lines[-1])["event_id"], HOSTILE_ID)
     mail.write_text("\n".join(lines) + "\n")
     run = Rapport(tmp_path_factory.mktemp("views-home"))
-    replayed = run("replay", str(folder))
+    # As of the data's end: replay closes days through its clock, as the live idle tick does
+    replayed = run("replay", str(folder), "--as-of", AS_OF)
     assert replayed.returncode == 0, replayed.stderr
     crm = tmp_path_factory.mktemp("views-crm")
     (crm / "accounts.csv").write_text(
@@ -73,7 +77,7 @@ def rapport(tmp_path_factory: pytest.TempPathFactory) -> Rapport:
         + "".join(f'"{name}",{owner},software\n' for name, owner in UNENGAGED.items()),
         encoding="utf-8",
     )
-    loaded = run("replay", str(crm))
+    loaded = run("replay", str(crm), "--as-of", AS_OF)
     assert loaded.returncode == 0, loaded.stderr
     return run
 
