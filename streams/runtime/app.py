@@ -430,13 +430,16 @@ def create_app(
     copies = Copies()
 
     def resolve_unique(envelope: Envelope) -> list[Any]:
+        # Resolved first: bad input is a dead letter with its reason, and only usable mail is
+        # remembered (10,000 poison messages share a few fingerprints; 652 were taken for copies).
+        resolved = resolver.resolve(envelope)
         if copies.original_of(envelope):
             # ``duplicates`` as in replay's summary (repeated ids and copies); ``copies`` are
             # those dropped here, which ``Stack.wait_drained`` counts as done beside ``events``
             status.count("copies", 1)
             status.count("duplicates", 1)
             return []
-        return resolver.resolve(envelope)
+        return resolved
 
     @app.agent(raw_topic, concurrency=1)
     async def resolve(agent_stream: faust.StreamT) -> Any:

@@ -115,14 +115,17 @@ def replay_steps(
         if isinstance(item, Rejection):
             letters.append(dead_letter(item.origin, "ingest", item.reason, item.raw))
             summary.rejected += 1
-        elif copies.original_of(item.envelope):
-            summary.copies += 1
         else:
             try:
-                records.extend((r.account_id, r.envelope) for r in resolver.resolve(item.envelope))
-            except ContractError as exc:
+                resolved = resolver.resolve(item.envelope)
+            except ContractError as exc:  # a dead letter, not remembered as an original
                 letters.append(dead_letter(TOPIC_RAW, "resolve", str(exc), item.raw))
                 summary.rejected += 1
+            else:
+                if copies.original_of(item.envelope):
+                    summary.copies += 1
+                else:
+                    records.extend((r.account_id, r.envelope) for r in resolved)
         if len(records) + len(letters) >= BATCH:
             yield step()
             records.clear()
