@@ -422,8 +422,9 @@ def as_of_time(text: str) -> float:
     "--as-of",
     "as_of",
     metavar="TIME",
-    help="Score as of this ISO date or time (UTC unless it has an offset; default now): the end of "
-    "input closes every account's days through it, as the live worker's idle tick does on the clock.",
+    help="Score as of this ISO date or time (UTC unless it has an offset): the end of input closes "
+    "every account's days through it. Default: through the input's own watermark, as a drained "
+    "live worker does.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on the last line.")
 @friendly_errors
@@ -433,17 +434,18 @@ def replay(
     """Score history (dataset folders, mail, calendars, CRM CSV and change feeds) straight into the
     warehouse, without a broker."""
     from streams.runtime.demo import progress_bar
-    from streams.runtime.ports import FixedClock
     from streams.runtime.replay import replay as run_replay
     from streams.sources.reader import read_sources
 
     settings = settings_from_env(seller_domains)
-    clock = FixedClock(as_of_time(as_of)) if as_of else None
     started = time.perf_counter()
     with owning_home(settings), progress_bar(console) as bar:
         task = bar.add_task("replaying", total=None)
         summary = run_replay(
-            read_sources(paths), settings, progress=lambda n: bar.advance(task, n), clock=clock
+            read_sources(paths),
+            settings,
+            progress=lambda n: bar.advance(task, n),
+            as_of=as_of_time(as_of) if as_of else None,
         )
     elapsed = time.perf_counter() - started
     result = {

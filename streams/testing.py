@@ -95,17 +95,20 @@ def run_in_memory(
     sizes: Sequence[int] = (5000,),
     lateness_s: float = 86400.0,
     profile: Profile = DEFAULT,
-    end: float = math.inf,
+    end: float | None = math.inf,
     ports: MemoryPorts | None = None,
 ) -> MemoryPorts:
     """``records`` through :func:`run` in steps of ``sizes`` (cycled), then the end of input
-    settled at ``end`` (infinity: every window closes). Returns the ports to assert on."""
+    settled at ``end`` (infinity: every window closes; None: the input's watermark, as replay
+    without ``--as-of``). Returns the ports to assert on."""
     ports = ports or memory_ports()
     asyncio.run(run(chunks(records, sizes, end), Scoring(ports.store, lateness_s, profile), ports))
     return ports
 
 
-def chunks(records: Sequence[tuple[str, Envelope]], sizes: Sequence[int], end: float) -> Iterator[Step]:
+def chunks(
+    records: Sequence[tuple[str, Envelope]], sizes: Sequence[int], end: float | None
+) -> Iterator[Step]:
     position, cycle = 0, itertools.cycle(max(1, n) for n in sizes)
     while position < len(records):
         size = next(cycle)

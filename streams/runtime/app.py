@@ -164,11 +164,14 @@ class TableStore:
     def keys(self) -> Iterable[str]:
         return list(self.table.keys())
 
-    def pending(self, now: float, profile: Profile) -> dict[str, int]:
-        """Accounts (of this worker's partitions) with something to settle at ``now``."""
-        return {
-            k: n for k, v in self.table.items() if (n := flushable(unpack(v), now, profile, self.lateness_s))
-        }
+    def pending(self, now: Callable[[str, Mapping[str, Any]], float], profile: Profile) -> dict[str, int]:
+        """Accounts (of this worker's partitions) with something to settle at their idle clock."""
+        pending = {}
+        for key, value in self.table.items():
+            state = unpack(value)
+            if count := flushable(state, now(key, state), profile, self.lateness_s):
+                pending[key] = count
+        return pending
 
 
 @dataclass
@@ -228,6 +231,7 @@ class ScoreIntake:
     started: float = 0.0  # wall time of this worker's first batch (0 until then)
     last_event: dict[int, float] = field(default_factory=dict)  # partition -> wall time
     pending: dict[str, int] | None = None  # account -> what a settle would do; None until first scan
+    scoring: Scoring | None = None  # its idle clock (Scoring.idle_now) judges what is pending
     # forget/1 control records: the warehouse part (returns the rescored states), the requests
     # done, and rescored states waiting for their partition's record (the store needs an anchor)
     forget: Callable[[str], Awaitable[dict[str, dict[str, Any] | None]]] | None = None
@@ -276,7 +280,7 @@ class ScoreIntake:
         if not idle:
             return []
         if self.pending is None:  # first tick since start: find pending accounts once
-            self.pending = self.store.pending(now, self.profile)
+            self.pending = self.store.pending(lambda a, state: self.idle_now(a, state, now), self.profile)
         return [a for a in self.pending if partition_of(a, self.partitions) in idle]
 
     def done(
@@ -293,7 +297,8 @@ class ScoreIntake:
         if self.pending is not None:
             now = self.clock.now()
             for account_id, state in outcome.stored.items():
-                if count := flushable(state, now, self.profile, self.store.lateness_s):
+                at = self.idle_now(account_id, state, now)
+                if count := flushable(state, at, self.profile, self.store.lateness_s):
                     self.pending[account_id] = count
                 else:
                     self.pending.pop(account_id, None)
@@ -321,6 +326,12 @@ class ScoreIntake:
             states = {a: self.rescored.pop(a) for a in here}
             self.store.put({a: state for a, state in states.items() if state is not None})
         self.status.write()
+
+    def idle_now(self, account_id: str, state: Mapping[str, Any], wall: float) -> float:
+        """The time an idle tick at ``wall`` settles ``account_id`` at: the same idle clock as
+        :meth:`Scoring.on_notify`'s, so what is counted pending is what a tick settles."""
+        watermark = float(state.get("watermark", 0.0))
+        return self.scoring.idle_now(account_id, watermark, wall) if self.scoring else wall
 
     def fresh(self, tick_sent: float, now: float) -> bool:
         """A tick redelivered after a crash or a rebalance is stale: the worker that sent it
@@ -466,6 +477,7 @@ def create_app(
         scoring = Scoring(
             table, settings.allowed_lateness_s, profile, lambda a: partition_of(a, settings.partitions)
         )
+        intake.scoring = scoring
         await run(intake.steps(batches_in), scoring, ports)
 
     @app.agent(deadletter, concurrency=1)

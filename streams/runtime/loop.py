@@ -35,7 +35,7 @@ class Step:
     records: Sequence[tuple[str, Envelope]] = ()
     letters: list[Envelope] = field(default_factory=list)  # bad input found on the way in
     notify: Iterable[str] = ()  # accounts to settle at ``now`` (idle partitions)
-    eof: bool = False  # the input ended: settle every account at ``now``
+    eof: bool = False  # the input ended: settle every account (at ``now`` if given, else its watermark)
     now: float | None = None  # None: the clock's time when the step is applied
     origin: str = ""  # the input's identity, for the sink's deduplication token
     done: Callable[[Outcome], Awaitable[None] | None] | None = None  # offsets / bookkeeping
@@ -80,12 +80,13 @@ async def run(steps: Iterable[Step] | AsyncIterable[Step], scoring: Scoring, por
     totals = Totals()
     async for step in _steps(steps):
         now = ports.clock.now() if step.now is None else step.now
+        scoring.begin(now)
         for account_id, envelope in step.records:
             scoring.on_item(account_id, envelope)
         if step.notify:
             scoring.on_notify(now, step.notify)
         if step.eof:
-            scoring.on_eof(ports.store.keys(), now)
+            scoring.on_eof(ports.store.keys(), step.now)
         snapshot = scoring.snapshot()
         outcome = await commit(step, snapshot, ports)
         totals.steps += 1

@@ -31,16 +31,6 @@ class SystemClock:
         return time.time()
 
 
-class FixedClock:
-    """A clock stopped at ``at``: ``rapport replay --as-of`` scores history as of that time."""
-
-    def __init__(self, at: float) -> None:
-        self.at = at
-
-    def now(self) -> float:
-        return self.at
-
-
 class StateStore(Protocol):
     """Account states as plain dicts: read one, store a step's, list every account."""
 

@@ -19,7 +19,7 @@ from streams.deadletters import dead_letter
 from streams.identity.fingerprint import Copies
 from streams.identity.resolver import Resolver
 from streams.runtime.loop import Ports, Step, run
-from streams.runtime.ports import Clock, DictStore, NoPublisher, Rows, SystemClock
+from streams.runtime.ports import DictStore, NoPublisher, Rows, SystemClock
 from streams.scoring.engine import Scoring
 from streams.scoring.profile import load_profile
 from streams.sinks.warehouse import Client, Sink, WriteStats, connect, migrate
@@ -71,15 +71,16 @@ def replay(
     settings: Settings,
     client: Client | None = None,
     progress: Callable[[int], None] | None = None,
-    clock: Clock | None = None,
+    as_of: float | None = None,
 ) -> ReplaySummary:
-    """Resolve, score and write every item; returns what was read and written."""
+    """Resolve, score and write every item; returns what was read and written. The end of input
+    closes what the input's watermark closes, or every account's days through ``as_of``."""
     client = client or connect(settings.warehouse_url)
     migrate(client)
     sink = BackgroundSink(Sink(client, fail_on_full_disk=True))
-    ports = Ports(DictStore(), sink, NoPublisher(), clock or SystemClock())
+    ports = Ports(DictStore(), sink, NoPublisher(), SystemClock())
     summary = ReplaySummary()
-    steps = replay_steps(items, Resolver(settings.seller_domains), summary, progress)
+    steps = replay_steps(items, Resolver(settings.seller_domains), summary, progress, as_of)
     scoring = Scoring(ports.store, settings.allowed_lateness_s, load_profile(settings.scoring_profile))
     try:
         totals = asyncio.run(run(steps, scoring, ports))
@@ -95,9 +96,11 @@ def replay_steps(
     resolver: Resolver,
     summary: ReplaySummary,
     progress: Callable[[int], None] | None = None,
+    as_of: float | None = None,
 ) -> Iterator[Step]:
-    """The items cut into steps of ``BATCH``, then the end of input: value windows still open
-    close if their end has passed on the clock, as the live worker's idle timer closes them."""
+    """The items cut into steps of ``BATCH``, then the end of input: pending events settle and
+    the days and value windows the input's watermark (or ``as_of``) passed close, as a drained
+    live worker's idle tick closes them."""
     records: list[tuple[str, Envelope]] = []
     letters: list[Envelope] = []
     digest = hashlib.sha256()
@@ -132,4 +135,4 @@ def replay_steps(
             letters.clear()
     if records or letters:
         yield step()
-    yield Step(eof=True, origin=f"replay:flush:{digest.hexdigest()}")
+    yield Step(eof=True, now=as_of, origin=f"replay:flush:{digest.hexdigest()}")

@@ -92,6 +92,10 @@ class Scoring:
         # Kept in memory by this process: a restarted worker's partitions close again from the
         # first watermark it sees (days are closed at most once: the state knows its open day).
         self.watermarks: dict[int, float] = {}  # partition -> max event time seen
+        # The idle clock: partition -> wall time its watermark last advanced (see idle_now).
+        self.advanced: dict[int, float] = {}
+        self.wall: float | None = None  # the wall time of the step being applied (begin)
+        self.started: float | None = None  # the first step's wall time
         self._closed: dict[int, int] = {}  # partition -> last day closed for every account on it
         self._due: dict[str, int | None] | None = None  # account -> next day to close (None: none)
 
@@ -101,6 +105,24 @@ class Scoring:
             saved = self.stored.get(account_id)
             state = AccountState.from_dict(saved) if saved else None
         return state
+
+    def begin(self, wall: float) -> None:
+        """The wall time of the step about to be applied: a watermark it advances advanced then."""
+        self.wall = wall
+        self.started = wall if self.started is None else self.started
+
+    def idle_now(self, account_id: str, account_watermark: float, wall: float) -> float:
+        """The idle clock of ``account_id``'s partition at wall time ``wall``: its event-time
+        watermark plus the wall time that passed since the watermark last advanced, never past
+        ``wall``. A real-time stream's idle clock is the wall clock; a historical import left
+        idle for seconds advances seconds (a second half ingested later is not late, and a
+        restarted worker catching up closes nothing early); one left idle for 30 days, 30 days.
+        A partition without events since this process started runs from the account's own
+        watermark at the first step's wall time (idle time before a restart is not counted)."""
+        partition = self.partition_of(account_id)
+        mark = self.watermarks.get(partition, account_watermark)
+        since = self.advanced.get(partition, self.started if self.started is not None else wall)
+        return min(wall, mark + max(0.0, wall - since))
 
     def on_item(self, account_id: str, envelope: Envelope) -> None:
         """Apply one canonical record to its account; a record the core cannot use is kept in
@@ -123,6 +145,8 @@ class Scoring:
         at = parse_time(envelope.occurred_at).timestamp()
         if at > self.watermarks.get(partition, -math.inf):
             self.watermarks[partition] = at
+            if self.wall is not None:
+                self.advanced[partition] = self.wall
         if self._due is not None:
             self._due[account_id] = state.next_due()
         if rows is None:
@@ -175,19 +199,46 @@ class Scoring:
         self._closed.update(targets)
 
     def on_notify(self, now: float, accounts: Iterable[str]) -> None:
-        """Live idle timer: close the days that ``now`` (the wall clock) passed for ``accounts``,
-        settle everything they have pending and close the value windows that ended within the
-        closed days (not beyond them: a later window would change the open day's final row)."""
+        """Live idle timer at wall time ``now``: for ``accounts``, close the days their partition's
+        idle clock (:meth:`idle_now`) passed, settle everything pending and close the value
+        windows that ended within the closed days (not beyond them: a later window would change
+        the open day's final row)."""
+        self._settle(accounts, lambda account_id, watermark: self.idle_now(account_id, watermark, now))
+
+    def on_eof(self, accounts: Iterable[str], now: float | None = None) -> None:
+        """The input ended: what a drained live worker does on its idle tick, with no idle time
+        (replay has none), so replay ends with the rows live ends with. Each partition closes
+        through its watermark, then every account in ``accounts`` (every stored account) and this
+        step's is settled as by :meth:`on_notify` at its partition's watermark; ``now`` (``rapport
+        replay --as-of``) closes every account's days through that time instead, at most
+        ``MAX_GAP_DAYS`` after its last scored interaction."""
         self._close_items()
-        through = closed_through(now, self.lateness_s)
+        self._close_watermarks()
+        at: Callable[[str, float], float]
+        if now is None:
+            at = lambda account_id, watermark: self.watermarks.get(self.partition_of(account_id), watermark)  # noqa: E731
+        else:
+            at = lambda _account_id, _watermark: now  # noqa: E731
+        self._settle(dict.fromkeys([*self._step.states, *accounts]), at)
+
+    def _settle(self, accounts: Iterable[str], at: Callable[[str, float], float]) -> None:
+        """Settle each account as of ``at(account_id, its watermark)``: the one place an idle
+        close happens (the live tick and the end of a replay differ only in their clock)."""
+        self._close_items()
         step = self._step
         for account_id in accounts:
             state = step.states.get(account_id)
             if state is None:
                 saved = self.stored.get(account_id)
-                if not saved or not flushable(saved, now, self.profile, self.lateness_s):
+                if not saved:
+                    continue
+                now = at(account_id, float(saved.get("watermark", 0.0)))
+                if not flushable(saved, now, self.profile, self.lateness_s):
                     continue
                 state = AccountState.from_dict(saved)
+            else:
+                now = at(account_id, state.watermark)
+            through = closed_through(now, self.lateness_s)
             rows = state.close_through(through, self.profile)
             rows += state.flush(self.profile, min(now, (through + 1) * DAY))
             for table, row in rows:
@@ -196,18 +247,6 @@ class Scoring:
             if self._due is not None:
                 self._due[account_id] = state.next_due()
             step.settled += 1
-
-    def on_eof(self, accounts: Iterable[str], now: float = math.inf) -> None:
-        """The input ended: what the live worker does once its input is drained and it goes
-        idle at ``now`` (the clock), so replay ends with the rows live ends with. Each
-        partition closes through its watermark, then every account in ``accounts`` (every
-        stored account) and this step's is settled as by the idle tick (:meth:`on_notify`):
-        days through the clock too, at most ``MAX_GAP_DAYS`` after an account's last scored
-        interaction (a historical replay's accounts end dormant, as a historical import fed to
-        the live worker does on its first idle tick)."""
-        self._close_items()
-        self._close_watermarks()
-        self.on_notify(now, dict.fromkeys([*self._step.states, *accounts]))
 
     def snapshot(self) -> Snapshot:
         """This step's rows and new states; the next call to on_item starts a new step."""

@@ -25,7 +25,8 @@ from streams.sources.synthetic import SELLER_DOMAIN, generate
 from streams.testing import ListSink, MemoryStore, memory_ports, run_in_memory
 
 LATENESS = 86400.0
-END = 2_000_000_000.0  # the clock at the end of input: every value window has ended
+END = 2_000_000_000.0  # a clock far past the input: every value window has ended
+WALL = 1_900_000_000.0  # the wall clock when the (historical) input is fed to the live worker
 
 
 @cache
@@ -59,7 +60,7 @@ def canonical(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
 
 @cache
 def replayed_rows() -> dict[str, list[dict[str, Any]]]:
-    """Replay: everything in one step, the end of input settled on the clock."""
+    """Replay: everything in one step, the end of input settled as of ``END`` (``--as-of``)."""
     stream = grouped()
     rows = run_in_memory(stream, [len(stream)], LATENESS, end=END).sink.rows
     return {table: collapse(table, got) for table, got in rows.items()}
@@ -69,22 +70,24 @@ def replayed() -> dict[str, list[str]]:
     return canonical(replayed_rows())
 
 
-def live_steps(stream: list[tuple[str, Envelope]], sizes: list[int], ticks: list[bool]) -> list[Step]:
-    """Batches as the score agent cuts them; after a batch, maybe an idle tick that settles the
-    accounts seen so far (an idle partition) at the stream time seen so far; at the end the idle
-    tick on the clock (replay's end of input must give what it gives)."""
-    steps, position, seen, index = [], 0, 0.0, 0
+def live_steps(
+    stream: list[tuple[str, Envelope]], sizes: list[int], ticks: list[bool], idle_s: list[float]
+) -> list[Step]:
+    """Batches as the score agent cuts them, each at its wall time (a historical input fed years
+    later); after a batch, maybe an idle tick ``idle_s`` of wall time later that settles the
+    accounts seen so far (an idle partition) on their partition's idle clock; at the end the
+    idle tick of a pipeline left idle until ``END`` (replay as of ``END`` must give its rows)."""
+    steps, position, index, wall = [], 0, 0, WALL
     while position < len(stream):
         size = sizes[index % len(sizes)]
         chunk = stream[position : position + size]
         position += size
-        seen = max([seen, *(parse_time(e.occurred_at).timestamp() for _, e in chunk)])
-        steps.append(Step(chunk, origin=f"batch:{position}"))
+        steps.append(Step(chunk, now=wall, origin=f"batch:{position}"))
+        wall += idle_s[index % len(idle_s)]
         if ticks[index % len(ticks)]:
             idle = list(dict.fromkeys(a for a, _ in stream[:position]))
-            steps.append(Step(notify=idle, now=seen, origin=f"tick:{position}"))
+            steps.append(Step(notify=idle, now=wall, origin=f"tick:{position}"))
         index += 1
-    # No end of input live: the input drained, the idle timer settles every account on the clock.
     steps.append(Step(notify=list(dict.fromkeys(a for a, _ in stream)), now=END, origin="idle"))
     return steps
 
@@ -93,11 +96,14 @@ def live_steps(stream: list[tuple[str, Envelope]], sizes: list[int], ticks: list
 @given(
     st.lists(st.integers(1, 900), min_size=1, max_size=6),
     st.lists(st.booleans(), min_size=1, max_size=6),
+    st.lists(st.floats(0.0, 60.0), min_size=1, max_size=6),
 )
-def test_live_steps_give_the_rows_of_replay(sizes: list[int], ticks: list[bool]) -> None:
+def test_live_steps_give_the_rows_of_replay(sizes: list[int], ticks: list[bool], idle_s: list[float]) -> None:
+    """Idle ticks seconds apart on a historical input advance its idle clock by seconds, not to
+    the wall clock (a tick at the wall clock would close days the next batches fill)."""
     ports = memory_ports(through_json=True)  # states stored as the RocksDB table keeps them
-    steps = live_steps(grouped(), sizes, ticks)
-    # live: four partitions, each closing its accounts' days on its own watermark
+    steps = live_steps(grouped(), sizes, ticks, idle_s)
+    # live: four partitions, each closing its accounts' days on its own watermark and idle clock
     scoring = Scoring(ports.store, LATENESS, partition_of=lambda a: partition_of(a, 4))
     totals = asyncio.run(run(steps, scoring, ports))
     assert totals.steps == len(steps)
@@ -125,6 +131,26 @@ def test_a_silent_counterparty_decays_day_by_day_and_is_alerted_within_30_days()
         if r["account_id"] == "quietco-partners.com" and r["status"] == "open"
     ]
     assert raised and min(raised) - silent_from <= 30 * 86400, raised
+
+
+def test_the_idle_clock_advances_at_wall_speed_from_the_last_event() -> None:
+    """A historical input left idle: seconds of wall time close no day beyond its watermark's
+    (the wall clock is years later), 30 days of wall time close 30 more days."""
+    stream = grouped()
+    half = stream[: len(stream) // 2]
+    mark = max(parse_time(e.occurred_at).timestamp() for _, e in half)
+    accounts = list(dict.fromkeys(a for a, _ in half))
+    open_days = {}
+    for idle_s in (0.0, 10.0, 30 * 86400.0):
+        ports = memory_ports()
+        scoring = Scoring(ports.store, LATENESS)
+        steps = [Step(half, now=WALL), Step(notify=accounts, now=WALL + idle_s)]
+        asyncio.run(run(steps, scoring, ports))
+        assert scoring.idle_now(accounts[0], mark, WALL + idle_s) == mark + idle_s
+        open_days[idle_s] = max(ports.store[a]["open_day"] or 0 for a in accounts)
+    watermark_day = int((mark - LATENESS) // 86400)
+    assert open_days[0.0] == open_days[10.0] <= watermark_day + 1  # the wall clock is years on
+    assert open_days[30 * 86400.0] == watermark_day + 30
 
 
 def test_an_idle_tick_settles_a_silent_account_before_the_end() -> None:
