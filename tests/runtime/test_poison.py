@@ -140,7 +140,7 @@ def poisoned_run(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) 
                 if n == len(good) // 2:
                     for value in second_hop():
                         bad_sender.send(TOPIC_INTERACTIONS, value=value, key=b"buyer.example")
-        bad_sender.flush(timeout=60)
+        bad_sender.flush(timeout=300)  # 150 MB of bad messages; slow on a loaded machine
         bad_sender.close()
         status = stack.wait_drained(len(good) + BAD, timeout_s=300)
         alive = stack.workers[0].poll() is None
