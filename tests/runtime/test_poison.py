@@ -124,7 +124,11 @@ def mixed(good: list[SourceRecord], bad: int) -> Iterator[SourceRecord | bytes]:
 def poisoned_run(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home = tmp_path_factory.mktemp("poison")
     settings = Settings.from_env(
-        {"RAPPORT_HOME": str(home / "home"), "RAPPORT_SELLER_DOMAINS": "demo-seller.com"}
+        {
+            "RAPPORT_HOME": str(home / "home"),
+            "RAPPORT_SELLER_DOMAINS": "demo-seller.com",
+            "RAPPORT_BROKER_STORAGE": "memory",  # as the suite (tests/conftest.py)
+        }
     )
     good = [item for item in read_dataset(small_dataset) if isinstance(item, SourceRecord)]
     with Stack(settings) as stack:
