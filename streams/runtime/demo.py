@@ -24,6 +24,7 @@ from rich.text import Text
 from streams.config import TOPIC_DEADLETTER, Settings
 from streams.contracts import ContractError
 from streams.identity.resolver import Resolver
+from streams.runtime.broker import BrokerError
 from streams.runtime.producer import EventProducer
 from streams.runtime.stack import Stack
 from streams.sinks.warehouse import Client, connect
@@ -85,11 +86,16 @@ def run_through_pipeline(
     total = sum(1 for _ in items()) * repeat
     with Stack(settings, workers=workers) as stack:
         stack.start_workers()
+        stack.check_disk()  # a full disk fails every produce, after the producer's 120 s timeout
         with progress_bar(console) as bar:
             task = bar.add_task("producing", total=total)
-            with EventProducer(stack.bootstrap, Resolver(settings.seller_domains)) as producer:
-                for _ in range(repeat):
-                    producer.send_all(items(), tally, progress=lambda: bar.advance(task))
+            try:
+                with EventProducer(stack.bootstrap, Resolver(settings.seller_domains)) as producer:
+                    for _ in range(repeat):
+                        producer.send_all(items(), tally, progress=lambda: bar.advance(task))
+            except BrokerError:
+                stack.check_disk()  # name the cause when it is the disk
+                raise
             valid = sum(n for topic, n in producer.sent.items() if topic != TOPIC_DEADLETTER)
             scoring = bar.add_task("processing", total=valid)
             status = stack.wait_drained(

@@ -7,10 +7,16 @@ broker. Records were validated against their contracts when read (see
 Each record is keyed by the account it routes to (the resolver's answer), so all of an
 account's events share a partition and reach the scorer in the order they were produced.
 What cannot be routed keeps its event id as key; ``resolve`` dead-letters it with the reason.
+
+Every send's outcome is checked: a record the broker did not acknowledge (a batch that expired
+after ``delivery_timeout_ms`` on an overloaded broker, a refused request) makes ``flush`` raise
+with the count, never a silent loss. (Found by the poison test on a machine at load 4: 1,940 of
+10,000 records of a producer that did not check were gone, and the pipeline stalled waiting.)
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -21,6 +27,7 @@ from streams.config import TOPIC_DEADLETTER, TOPIC_RAW
 from streams.contracts import ContractError
 from streams.deadletters import dead_letter
 from streams.identity.resolver import Resolved, Resolver
+from streams.runtime.broker import BrokerError
 from streams.sources.dataset import Rejection, SourceRecord
 from streams.sources.reader import Tally
 
@@ -30,9 +37,11 @@ Placement = list[Resolved] | ContractError  # what resolving a record gave
 class EventProducer:
     """Produces source records; counts what went where."""
 
-    def __init__(self, bootstrap: str, resolver: Resolver) -> None:
+    def __init__(self, bootstrap: str, resolver: Resolver, delivery_timeout_ms: int = 120_000) -> None:
         self.resolver = resolver
         self.producer = KafkaProducer(
+            delivery_timeout_ms=delivery_timeout_ms,
+            request_timeout_ms=min(30_000, delivery_timeout_ms // 2),
             bootstrap_servers=bootstrap,
             client_id="rapport-ingest",
             acks="all",
@@ -42,15 +51,24 @@ class EventProducer:
             max_request_size=2 * 1024 * 1024,
         )
         self.sent: Counter[str] = Counter()
+        self.failed = 0
+        self.last_failure = ""
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failed += 1
+        self.last_failure = f"{type(exc).__name__}: {exc}"
 
     def send(self, item: SourceRecord | Rejection, placed: Placement | None = None) -> None:
         if isinstance(item, SourceRecord):
             key = self.routing_key(item, placed)
-            self.producer.send(TOPIC_RAW, value=item.raw, key=key.encode())
+            self.producer.send(TOPIC_RAW, value=item.raw, key=key.encode()).add_errback(self._failed)
             self.sent[item.source] += 1
         else:
             letter = dead_letter(item.origin, "ingest", item.reason, item.raw)
-            self.producer.send(TOPIC_DEADLETTER, value=letter.to_bytes(), key=letter.event_id.encode())
+            future = self.producer.send(
+                TOPIC_DEADLETTER, value=letter.to_bytes(), key=letter.event_id.encode()
+            )
+            future.add_errback(self._failed)
             self.sent[TOPIC_DEADLETTER] += 1
 
     def place(self, item: SourceRecord) -> Placement:
@@ -80,11 +98,20 @@ class EventProducer:
                 progress()
 
     def flush(self) -> None:
-        self.producer.flush(timeout=60)
+        """Wait for every acknowledgement (a batch expires after the producer's 120 s delivery
+        timeout, so this returns); raise if any record was not acknowledged."""
+        self.producer.flush(timeout=180)
+        if self.failed:
+            raise BrokerError(
+                f"{self.failed:,} records were not acknowledged by the broker (last: {self.last_failure}); "
+                "run the same command again once the broker keeps up: nothing is counted twice"
+            )
 
     def close(self) -> None:
-        self.producer.flush(timeout=60)
-        self.producer.close(timeout=10)
+        try:
+            self.flush()
+        finally:
+            self.producer.close(timeout=10)
 
     def __enter__(self) -> EventProducer:
         return self
@@ -92,4 +119,8 @@ class EventProducer:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        with contextlib.suppress(BrokerError):  # the error that ended the block is the one to see
+            self.close()

@@ -67,7 +67,6 @@ def _max_width(column: Column, values: list[str]) -> int:
 
 
 BORDER = 3  # border and padding per column; one more closes the table
-TEXT_FLOOR = 8  # the narrowest a text column gets when long words (an email address) must fold
 
 
 def fitting(columns: Sequence[Column], rows: list[list[str]], width: int) -> list[int]:
@@ -96,19 +95,19 @@ def column_widths(
     minimum: list[int], maximum: list[int], available: int, floor: list[int] | None = None
 ) -> list[int]:
     """Content widths that fit ``available``: the widest columns give way first, none below its
-    minimum (so whole values stay whole and words unbroken when the minimums fit); when they do
-    not fit, columns go on down to their ``floor`` (a text column's long word is then folded,
-    a whole column's floor is its minimum)."""
+    minimum (so whole values stay whole and words unbroken when the minimums fit). When the
+    minimums do not fit, columns shrink further down to ``floor`` (a whole column's floor is its
+    minimum: a long word in a text column is folded, never an id)."""
     widths = [min(hi, max(lo, available)) for lo, hi in zip(minimum, maximum, strict=True)]
     excess = sum(widths) - available
-    for lower in (minimum, floor or minimum):
+    for limit in (minimum, floor or minimum):
         while excess > 0:
-            shrinkable = [i for i, w in enumerate(widths) if w > lower[i]]
+            shrinkable = [i for i, w in enumerate(widths) if w > limit[i]]
             if not shrinkable:
                 break
             widest = max(shrinkable, key=lambda i: widths[i])
             others = [widths[i] for i in shrinkable if i != widest]
-            step = max(1, min(excess, widths[widest] - max([lower[widest], *others])))
+            step = max(1, min(excess, widths[widest] - max([limit[widest], *others])))
             widths[widest] -= step
             excess -= step
     return widths
@@ -145,7 +144,11 @@ class Output:
         shown = fitting(columns, cleaned, width)
         minimum = [_min_width(columns[i], [r[i] for r in cleaned]) for i in shown]
         maximum = [_max_width(columns[i], [r[i] for r in cleaned]) for i in shown]
-        floor = [m if columns[i].whole else min(m, TEXT_FLOOR) for i, m in zip(shown, minimum, strict=True)]
+        # a text column may fold a long word (down to its header's width, at least 8 cells)
+        floor = [
+            m if columns[i].whole else min(m, max(8, cell_len(text(columns[i].header))))
+            for i, m in zip(shown, minimum, strict=True)
+        ]
         available = width - BORDER * len(shown) - 1
         widths = maximum if self.wide else column_widths(minimum, maximum, available, floor)
         table = Table(title=text(title) or None, title_justify="left", expand=False)

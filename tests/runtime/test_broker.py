@@ -58,3 +58,32 @@ def test_binary_that_exits_is_a_clear_error(settings: Settings, tmp_path: Path) 
     broker = EmbeddedBroker(replace(settings, broker_bin=script(tmp_path, "exit 3")), startup_timeout_s=2)
     with pytest.raises(BrokerError, match="exited at start"):
         broker.start()
+
+
+def test_a_record_the_broker_never_acknowledged_fails_the_flush(settings: Settings) -> None:
+    """The ingest producer checks every send: with the broker gone, the records it could not
+    deliver make ``flush`` raise with their count instead of vanishing."""
+    from streams.identity.resolver import Resolver
+    from streams.runtime.producer import EventProducer
+    from streams.sources.dataset import read_dataset, write_dataset
+    from streams.sources.synthetic import generate
+
+    folder = settings.home / "dataset"
+    events, labels = generate(2, seed=3, days=10)
+    write_dataset(folder, events, labels)
+    items = list(read_dataset(folder))[:20]
+    with EmbeddedBroker(settings) as broker:
+        ensure_topics(broker.bootstrap, 2)
+        producer = EventProducer(
+            broker.bootstrap, Resolver(settings.seller_domains), delivery_timeout_ms=4000
+        )
+        producer.send_all(items[:10])
+        producer.flush()  # all acknowledged
+        assert producer.failed == 0
+        assert broker.process is not None
+        broker.process.kill()
+        broker.process.wait()
+        producer.send_all(items[10:])
+        with pytest.raises(BrokerError, match="10 records were not acknowledged"):
+            producer.flush()
+        producer.producer.close(timeout=1)

@@ -124,24 +124,32 @@ def mixed(good: list[SourceRecord], bad: int) -> Iterator[SourceRecord | bytes]:
 def poisoned_run(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home = tmp_path_factory.mktemp("poison")
     settings = Settings.from_env(
-        {"RAPPORT_HOME": str(home / "home"), "RAPPORT_SELLER_DOMAINS": "demo-seller.com"}
+        {
+            "RAPPORT_HOME": str(home / "home"),
+            "RAPPORT_SELLER_DOMAINS": "demo-seller.com",
+            "RAPPORT_BROKER_STORAGE": "memory",  # as the suite (tests/conftest.py)
+        }
     )
     good = [item for item in read_dataset(small_dataset) if isinstance(item, SourceRecord)]
     with Stack(settings) as stack:
         stack.start_workers()
         first_pid = stack.workers[0].pid
+        undelivered: list[BaseException] = []
         bad_sender = KafkaProducer(bootstrap_servers=stack.bootstrap, max_request_size=4 * 1024 * 1024)
         with EventProducer(stack.bootstrap, Resolver(settings.seller_domains)) as producer:
             for n, item in enumerate(mixed(good, BAD)):
                 if isinstance(item, SourceRecord):
                     producer.send(item)
                 else:
-                    bad_sender.send(TOPIC_RAW, value=item, key=f"poison-{n}".encode())
+                    sent = bad_sender.send(TOPIC_RAW, value=item, key=f"poison-{n}".encode())
+                    sent.add_errback(undelivered.append)
                 if n == len(good) // 2:
                     for value in second_hop():
-                        bad_sender.send(TOPIC_INTERACTIONS, value=value, key=b"buyer.example")
-        bad_sender.flush(timeout=60)
+                        sent = bad_sender.send(TOPIC_INTERACTIONS, value=value, key=b"buyer.example")
+                        sent.add_errback(undelivered.append)
+        bad_sender.flush(timeout=300)  # 150 MB of bad messages; slow on a loaded machine
         bad_sender.close()
+        assert not undelivered, f"{len(undelivered)} bad messages not delivered: {undelivered[:3]}"
         status = stack.wait_drained(len(good) + BAD, timeout_s=300)
         alive = stack.workers[0].poll() is None
     client = connect(settings.warehouse_url)

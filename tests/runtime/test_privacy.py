@@ -116,7 +116,11 @@ def live_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("privacy")
     paths = write_inputs(folder / "inputs")
     settings = Settings.from_env(
-        {"RAPPORT_HOME": str(folder / "home"), "RAPPORT_SELLER_DOMAINS": "demo-seller.com"}
+        {
+            "RAPPORT_HOME": str(folder / "home"),
+            "RAPPORT_SELLER_DOMAINS": "demo-seller.com",
+            "RAPPORT_BROKER_STORAGE": "memory",  # as the suite (tests/conftest.py)
+        }
     )
     items = list(read_sources(paths))  # subject privacy on: the default
     tally = Tally()

@@ -28,7 +28,11 @@ PARTITIONS = 8
 
 
 def worker_settings(home: Path) -> Settings:
-    env = {"RAPPORT_HOME": str(home), "RAPPORT_SELLER_DOMAINS": SELLER_DOMAIN}
+    env = {
+        "RAPPORT_HOME": str(home),
+        "RAPPORT_SELLER_DOMAINS": SELLER_DOMAIN,
+        "RAPPORT_BROKER_STORAGE": "memory",  # as the suite (tests/conftest.py)
+    }
     return Settings.from_env({**env, "RAPPORT_PARTITIONS": str(PARTITIONS)})
 
 

@@ -1,10 +1,15 @@
-"""Read every message of every topic on a broker (privacy and forget tests scan them)."""
+"""Read every message of every topic on a broker (privacy and forget tests scan them).
+
+The tombstones a starting worker writes to refresh end offsets (``END_REFRESH_KEY``) are left
+out: they carry nothing, and whether one is there depends on when the worker started."""
 
 from __future__ import annotations
 
 import asyncio
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.runtime.app import END_REFRESH_KEY
 
 Messages = dict[str, list[tuple[bytes | None, bytes | None]]]
 
@@ -25,7 +30,9 @@ async def _read_all(bootstrap: str, only: set[str] | None) -> Messages:
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
             for tp, messages in batches.items():
-                read[tp.topic].extend((m.key, m.value) for m in messages)
+                read[tp.topic].extend(
+                    (m.key, m.value) for m in messages if not (m.key == END_REFRESH_KEY and m.value is None)
+                )
                 if messages and messages[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
         return read

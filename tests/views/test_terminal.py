@@ -220,3 +220,21 @@ def test_whole_columns_keep_their_width_when_anything_fits(
     assert all(lo <= w <= hi for lo, w, hi in zip(minimum, widths, maximum, strict=True))
     if sum(minimum) <= available:
         assert sum(widths) <= available
+
+
+@given(
+    st.lists(st.tuples(st.integers(1, 30), st.integers(0, 40), st.booleans()), min_size=1, max_size=6),
+    st.integers(20, 200),
+)
+def test_a_long_word_folds_before_an_id_does(spec: list[tuple[int, int, bool]], width: int) -> None:
+    """When the words do not fit whole (an alert's reason naming a long address), text columns
+    fold down to their floor; an id column keeps its full width (seen: `harborlabs005.co`)."""
+    minimum = [lo + extra if whole else max(lo, extra) for lo, extra, whole in spec]
+    maximum = [lo + extra + 1 for lo, extra, _ in spec]
+    floor = [m if whole else min(m, 8) for m, (_, _, whole) in zip(minimum, spec, strict=True)]
+    available = width - 3 * len(spec) - 1
+    widths = column_widths(minimum, maximum, available, floor)
+    assert all(f <= w <= hi for f, w, hi in zip(floor, widths, maximum, strict=True))
+    assert all(w >= m for w, m, (_, _, whole) in zip(widths, minimum, spec, strict=True) if whole)
+    if sum(floor) <= available:
+        assert sum(widths) <= available

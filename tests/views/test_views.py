@@ -66,6 +66,8 @@ def rapport(tmp_path_factory: pytest.TempPathFactory) -> Rapport:
     mail = folder / "email.jsonl"  # the last email gets the Message-ID that broke `explain account`
     lines = mail.read_text().splitlines()
     lines[-1] = lines[-1].replace(json.loads(lines[-1])["event_id"], HOSTILE_ID)
+    # one buyer stops answering from late August: an account that ends at risk or disengaged
+    lines = [line for line in lines if not silenced(json.loads(line))]
     mail.write_text("\n".join(lines) + "\n")
     run = Rapport(tmp_path_factory.mktemp("views-home"))
     # As of the data's end: replay closes days through its clock, as the live idle tick does
@@ -83,6 +85,14 @@ def rapport(tmp_path_factory: pytest.TempPathFactory) -> Rapport:
 
 
 HOSTILE_ID = "<[/]@acme.com>"
+SILENT_BUYER = "bluelabs001.com"
+
+
+def silenced(event: dict[str, Any]) -> bool:
+    """Mail from the silent buyer's side after it went quiet."""
+    sender = str(event["payload"].get("from", ""))
+    return sender.endswith("@" + SILENT_BUYER) and event["occurred_at"] >= "2025-08-20"
+
 
 # CRM accounts nobody has written to, with names that would break a terminal.
 UNENGAGED = {
@@ -332,6 +342,7 @@ def test_accounts_json_matches_the_table_and_the_warehouse(rapport: Rapport) -> 
 def test_at_risk_is_the_at_risk_and_disengaged_tiers_and_alerting_the_open_alerts(rapport: Rapport) -> None:
     listed = json.loads(rapport("accounts", "--json").stdout)
     at_risk = json.loads(rapport("accounts", "--at-risk", "--json").stdout)
+    assert SILENT_BUYER in {a["account_id"] for a in at_risk}
     assert {a["account_id"] for a in at_risk} == {
         a["account_id"] for a in listed if a["tier"] in ("at_risk", "disengaged")
     }
