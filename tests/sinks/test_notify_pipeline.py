@@ -18,12 +18,23 @@ from streams.runtime.producer import EventProducer
 from streams.runtime.stack import Stack
 from streams.sinks.notify import decode_alert, load_notify_config, run_notifier
 from streams.sinks.warehouse import connect
-from streams.sources.dataset import read_dataset
+from streams.sources.dataset import read_dataset, write_dataset
+from streams.sources.synthetic import generate
 from tests.runtime.topics import read_all
 from tests.sinks.test_notify import Mailbox, smtp  # noqa: F401  (fixture)
 from tests.sources.servers import Receiver, receiver  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.broker
+
+
+@pytest.fixture(scope="module")
+def alerting_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six accounts over 180 days: long enough that buyers go quiet inside the data, so alerts
+    come from the data's own time (replay raises 3 on it), not from the wall clock."""
+    folder = tmp_path_factory.mktemp("alerting-dataset")
+    events, labels = generate(6, seed=11, days=180)
+    write_dataset(folder, events, labels)
+    return folder
 
 
 def config_file(path: Path, receiver: Receiver, smtp_port: int) -> Path:  # noqa: F811
@@ -72,7 +83,7 @@ def notify_for(settings: Settings, config: Path, bootstrap: str, seconds: float)
 
 
 def test_alerts_raised_by_the_pipeline_arrive_once_by_webhook_and_digest(
-    small_dataset: Path,
+    alerting_dataset: Path,
     settings: Settings,
     receiver: Receiver,  # noqa: F811
     smtp: tuple[Mailbox, int],  # noqa: F811
@@ -83,11 +94,11 @@ def test_alerts_raised_by_the_pipeline_arrive_once_by_webhook_and_digest(
     with Stack(settings) as stack:
         stack.start_workers()
         with EventProducer(stack.bootstrap, Resolver(settings.seller_domains)) as producer:
-            producer.send_all(read_dataset(small_dataset))
+            producer.send_all(read_dataset(alerting_dataset))
         valid = sum(n for topic, n in producer.sent.items() if topic != TOPIC_DEADLETTER)
         stack.wait_drained(valid, timeout_s=300)
         published = [decode_alert(v) for _, v in read_all(stack.bootstrap, {TOPIC_ALERTS})[TOPIC_ALERTS] if v]
-        assert published, "the small dataset raises alerts, so the alerts topic must carry some"
+        assert published, "the dataset raises alerts, so the alerts topic must carry some"
         # First run, stopped early; the second run picks up where the ledger left off.
         notify_for(settings, config, stack.bootstrap, seconds=1.0)
         notify_for(settings, config, stack.bootstrap, seconds=6.0)
