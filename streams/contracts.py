@@ -183,23 +183,27 @@ def _envelope(document: Any) -> Envelope:
     )
 
 
-def batches(account_id: str, records: Sequence[Envelope]) -> Iterator[bytes]:
+def batches(account_id: str, records: Sequence[Envelope], floor: str | None = None) -> Iterator[bytes]:
     """``interaction_batch/1`` messages carrying one account's ``records`` in order.
 
     Each record is serialised once and spliced in; a message holds at most
     :data:`BATCH_RECORDS` records and, unless one record alone is bigger, :data:`BATCH_BYTES`.
+    A message's ``occurred_at`` is ``floor`` (default: its first record's time): resolve gives
+    the earliest event time of its whole batch, which every account's message of that batch
+    shares, so the score agent's watermark never passes a record still to come in the batch
+    (messages of one batch reorder its records by account).
     """
     chunk: list[bytes] = []
     size = 0
     for record in records:
         data = record.to_bytes()
         if chunk and (size + len(data) > BATCH_BYTES or len(chunk) == BATCH_RECORDS):
-            yield _batch_message(account_id, chunk, records[0].occurred_at)
+            yield _batch_message(account_id, chunk, floor or records[0].occurred_at)
             chunk, size = [], 0
         chunk.append(data)
         size += len(data) + 1
     if chunk:
-        yield _batch_message(account_id, chunk, records[0].occurred_at)
+        yield _batch_message(account_id, chunk, floor or records[0].occurred_at)
 
 
 def _batch_message(account_id: str, chunk: list[bytes], occurred_at: str) -> bytes:

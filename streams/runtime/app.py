@@ -46,7 +46,7 @@ from streams.config import (
     TOPIC_SCORES,
     Settings,
 )
-from streams.contracts import ContractError, Envelope, batches, decode, format_time, make, unbatch
+from streams.contracts import ContractError, Envelope, batches, decode, format_time, make, parse_time, unbatch
 from streams.deadletters import dead_letter, rejected_row
 from streams.identity.directory import CrmDirectory
 from streams.identity.fingerprint import Copies
@@ -247,6 +247,7 @@ class ScoreIntake:
         self.started = self.started or now
         decoded, letters = sort_out(events, "score", lambda e: decode(e.value))
         records: list[tuple[str, Envelope]] = []
+        marks: list[tuple[str, float]] = []
         ticks: dict[int, faust.EventT] = {}
         forgets: list[tuple[Envelope, faust.EventT]] = []
         anchors: dict[str, faust.EventT] = {}  # account -> an event on its partition
@@ -267,13 +268,15 @@ class ScoreIntake:
             anchors[account_id] = event
             members, broken = unbatch(envelope)
             records.extend((account_id, member) for member in members)
+            # a batch's time is its resolve batch's floor (streams.contracts.batches)
+            marks.append((account_id, parse_time(envelope.occurred_at).timestamp()))
             letters.extend(letter_for(event, "score", reason, data) for data, reason in broken)
         due = self.due(ticks, now)
         anchors.update({a: ticks[partition_of(a, self.partitions)] for a in due})
         self.store.anchors = anchors
         self.store.partition_anchors = {e.message.partition: e for e in events}
         done = lambda outcome: self.done(outcome, events, forgets)  # noqa: E731
-        return Step(records, letters, notify=due, now=now, origin=batch_origin(events), done=done)
+        return Step(records, letters, marks, notify=due, now=now, origin=batch_origin(events), done=done)
 
     def due(self, ticks: dict[int, faust.EventT], now: float) -> list[str]:
         idle = {p for p in ticks if self.idle(p, now)}
@@ -464,8 +467,14 @@ def create_app(
             by_account: dict[str, list[Envelope]] = {}  # in arrival order within each account
             for out in (out for _, outputs in resolved for out in outputs):
                 by_account.setdefault(out.account_id, []).append(out.envelope)
+            # the batch's earliest event time: the watermark its messages may advance to
+            floor = min(
+                (r for rs in by_account.values() for r in rs),
+                key=lambda r: parse_time(r.occurred_at),
+                default=None,
+            )
             for account_id, records in by_account.items():
-                for value in batches(account_id, records):
+                for value in batches(account_id, records, floor.occurred_at if floor else None):
                     await interactions.send(key=account_id.encode(), value=value)
             yield len(events)
 

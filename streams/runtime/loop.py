@@ -34,6 +34,9 @@ class Step:
 
     records: Sequence[tuple[str, Envelope]] = ()
     letters: list[Envelope] = field(default_factory=list)  # bad input found on the way in
+    # (account, event time) pairs: the input of the account's partition is complete up to that
+    # time (live: each message's resolve-batch floor). Empty: each record's own time advances it.
+    marks: Sequence[tuple[str, float]] = ()
     notify: Iterable[str] = ()  # accounts to settle at ``now`` (idle partitions)
     eof: bool = False  # the input ended: settle every account (at ``now`` if given, else its watermark)
     now: float | None = None  # None: the clock's time when the step is applied
@@ -82,7 +85,9 @@ async def run(steps: Iterable[Step] | AsyncIterable[Step], scoring: Scoring, por
         now = ports.clock.now() if step.now is None else step.now
         scoring.begin(now)
         for account_id, envelope in step.records:
-            scoring.on_item(account_id, envelope)
+            scoring.on_item(account_id, envelope, advance=not step.marks)
+        for account_id, at in step.marks:
+            scoring.advance(account_id, at)
         if step.notify:
             scoring.on_notify(now, step.notify)
         if step.eof:

@@ -91,7 +91,8 @@ class Scoring:
         self._settled_before: dict[str, int] = {}  # accounts touched by on_item since the last close
         # Kept in memory by this process: a restarted worker's partitions close again from the
         # first watermark it sees (days are closed at most once: the state knows its open day).
-        self.watermarks: dict[int, float] = {}  # partition -> max event time seen
+        self.watermarks: dict[int, float] = {}  # partition -> event time its input is complete to
+        self.latest: dict[int, float] = {}  # partition -> latest event time seen (idle: complete)
         # The idle clock: partition -> wall time its watermark last advanced (see idle_now).
         self.advanced: dict[int, float] = {}
         self.wall: float | None = None  # the wall time of the step being applied (begin)
@@ -124,9 +125,11 @@ class Scoring:
         since = self.advanced.get(partition, self.started if self.started is not None else wall)
         return min(wall, mark + max(0.0, wall - since))
 
-    def on_item(self, account_id: str, envelope: Envelope) -> None:
+    def on_item(self, account_id: str, envelope: Envelope, advance: bool = True) -> None:
         """Apply one canonical record to its account; a record the core cannot use is kept in
-        the snapshot's ``failed`` with the reason (it must not stop the stream)."""
+        the snapshot's ``failed`` with the reason (it must not stop the stream). ``advance``:
+        the record's time advances its partition's watermark (input in arrival order, as replay
+        reads it); live passes ``False`` and gives the watermark by :meth:`advance` instead."""
         step = self._step
         state = step.states.get(account_id)
         if state is None:
@@ -143,10 +146,12 @@ class Scoring:
         step.late += state.late - late_before
         partition = self.partition_of(account_id)
         at = parse_time(envelope.occurred_at).timestamp()
-        if at > self.watermarks.get(partition, -math.inf):
-            self.watermarks[partition] = at
+        if at > self.latest.get(partition, -math.inf):
+            self.latest[partition] = at
             if self.wall is not None:
                 self.advanced[partition] = self.wall
+        if advance:
+            self.advance(account_id, at)
         if self._due is not None:
             self._due[account_id] = state.next_due()
         if rows is None:
@@ -155,6 +160,15 @@ class Scoring:
         step.applied += 1
         for table, row in rows:
             step.rows.setdefault(table, []).append(row)
+
+    def advance(self, account_id: str, at: float) -> None:
+        """The input of ``account_id``'s partition is complete up to event time ``at``: its
+        watermark moves there if that is later (it never moves back)."""
+        partition = self.partition_of(account_id)
+        if at > self.watermarks.get(partition, -math.inf):
+            self.watermarks[partition] = at
+            if self.wall is not None:
+                self.advanced[partition] = self.wall
 
     def _close_items(self) -> None:
         # The open day's health once per account and step, not once per event.
@@ -203,6 +217,13 @@ class Scoring:
         idle clock (:meth:`idle_now`) passed, settle everything pending and close the value
         windows that ended within the closed days (not beyond them: a later window would change
         the open day's final row)."""
+        accounts = list(accounts)
+        for account_id in accounts:  # an idle partition has received all it was sent, when its
+            partition = self.partition_of(account_id)  # last record came (advanced stays)
+            if (latest := self.latest.get(partition)) is not None and latest > self.watermarks.get(
+                partition, -math.inf
+            ):
+                self.watermarks[partition] = latest
         self._settle(accounts, lambda account_id, watermark: self.idle_now(account_id, watermark, now))
 
     def on_eof(self, accounts: Iterable[str], now: float | None = None) -> None:

@@ -73,16 +73,24 @@ def replayed() -> dict[str, list[str]]:
 def live_steps(
     stream: list[tuple[str, Envelope]], sizes: list[int], ticks: list[bool], idle_s: list[float]
 ) -> list[Step]:
-    """Batches as the score agent cuts them, each at its wall time (a historical input fed years
-    later); after a batch, maybe an idle tick ``idle_s`` of wall time later that settles the
-    accounts seen so far (an idle partition) on their partition's idle clock; at the end the
-    idle tick of a pipeline left idle until ``END`` (replay as of ``END`` must give its rows)."""
+    """Batches as resolve cuts them, each at its wall time (a historical input fed years later):
+    a batch's records regrouped by account, one message per account, each message a step of its
+    own carrying the batch's floor (its earliest event time) as the score agent gets them; after
+    a batch, maybe an idle tick ``idle_s`` of wall time later that settles the accounts seen so
+    far (an idle partition) on their partition's idle clock; at the end the idle tick of a
+    pipeline left idle until ``END`` (replay as of ``END`` must give its rows)."""
     steps, position, index, wall = [], 0, 0, WALL
     while position < len(stream):
         size = sizes[index % len(sizes)]
         chunk = stream[position : position + size]
         position += size
-        steps.append(Step(chunk, now=wall, origin=f"batch:{position}"))
+        floor = min(parse_time(e.occurred_at).timestamp() for _, e in chunk)
+        by_account: dict[str, list[tuple[str, Envelope]]] = {}
+        for record in chunk:
+            by_account.setdefault(record[0], []).append(record)
+        for account_id, message in by_account.items():
+            marks = [(account_id, floor)]
+            steps.append(Step(message, marks=marks, now=wall, origin=f"batch:{position}:{account_id}"))
         wall += idle_s[index % len(idle_s)]
         if ticks[index % len(ticks)]:
             idle = list(dict.fromkeys(a for a, _ in stream[:position]))
@@ -100,7 +108,8 @@ def live_steps(
 )
 def test_live_steps_give_the_rows_of_replay(sizes: list[int], ticks: list[bool], idle_s: list[float]) -> None:
     """Idle ticks seconds apart on a historical input advance its idle clock by seconds, not to
-    the wall clock (a tick at the wall clock would close days the next batches fill)."""
+    the wall clock (a tick at the wall clock would close days the next batches fill); messages
+    that reorder a batch by account close nothing a later message of the batch still needs."""
     ports = memory_ports(through_json=True)  # states stored as the RocksDB table keeps them
     steps = live_steps(grouped(), sizes, ticks, idle_s)
     # live: four partitions, each closing its accounts' days on its own watermark and idle clock
