@@ -150,3 +150,19 @@ def test_explain_works_for_the_top_accounts_and_none_is_an_automated_sender(ware
         out = StringIO()
         render_account(view, Output("table", console=Console(file=out, width=120)))
         assert account in out.getvalue() and "buyers in two-way contact" in out.getvalue()
+
+
+def test_automated_mail_dated_years_later_does_not_move_stream_time(warehouse: Any) -> None:
+    """presto-k ends in March 2002, but 40 list messages (lists.adversend.com) are dated
+    2004-02-03: they are kept as automated interactions, and stream time stays with the mail
+    people wrote, so no account's days are closed through 2004."""
+    (spam,) = query(
+        warehouse,
+        "SELECT count() FROM rapport.interactions FINAL WHERE automated = 1 AND toYear(occurred_at) = 2004",
+    )[0]
+    assert spam > 0  # the late-dated automated mail is in the warehouse
+    (written,) = query(
+        warehouse, "SELECT max(occurred_at) FROM rapport.interactions FINAL WHERE automated = 0"
+    )[0]
+    (last_day,) = query(warehouse, "SELECT max(as_of) FROM rapport.account_health")[0]
+    assert last_day <= written.date(), (last_day, written)
