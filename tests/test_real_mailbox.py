@@ -166,3 +166,20 @@ def test_automated_mail_dated_years_later_does_not_move_stream_time(warehouse: A
     )[0]
     (last_day,) = query(warehouse, "SELECT max(as_of) FROM rapport.account_health")[0]
     assert last_day <= written.date(), (last_day, written)
+
+
+def test_scored_accounts_are_the_audits_relationships_and_one_offs_are_not(
+    warehouse: Any, mailbox_path: Path
+) -> None:
+    """The scoring state and the audit's ledger apply one rule: the accounts with health rows
+    are the organisations the audit calls relationships. One thread on one day (grassy.com, a
+    fan-site newsletter and its reply) and an affiliate (enron.net) are neither."""
+    from streams.identity.audit import audit
+
+    report = audit(read_sources([mailbox_path]), ["enron.com"])
+    relationships = {r["organisation"] for r in report["accounts"] if r["relationship"]}
+    reasons = {r["organisation"]: r["reason"] for r in report["accounts"]}
+    scored = {a for (a,) in query(warehouse, "SELECT DISTINCT account_id FROM rapport.account_health")}
+    assert scored == relationships and len(scored) >= 5
+    assert reasons["grassy.com"] == "two-way within one day only (a one-off)"
+    assert "grassy.com" not in scored and "enron.net" not in scored

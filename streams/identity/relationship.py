@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.contracts import Envelope
+from streams.contracts import Envelope, parse_time
 from streams.identity.domains import registered_domain
 from streams.identity.people import person_key
 from streams.scoring.relationship import CRM_METHODS, exchange, is_relationship
@@ -37,6 +37,7 @@ ONE_WAY_OUTBOUND = "one-way outbound"
 AUTOMATED = "automated"
 ROTATING = "automated (rotating sender addresses, one-way)"
 AFFILIATE = "affiliate (suggested seller domain)"
+ONE_DAY = "two-way within one day only (a one-off)"
 # Reasons a message is no interaction (``Ledger.not_interactions``), from the resolver's rejection.
 NO_SELLER = "no seller participant"
 FREE_MAIL = "free-mail/ISP or role sender"
@@ -63,7 +64,13 @@ class Relationship:
 
     def is_relationship(self) -> bool:
         """CRM-listed, or both sides wrote to each other (and it is not the seller's own affiliate)."""
-        return is_relationship(self.crm_listed, self.inbound, self.outbound, self.affiliate)
+        return is_relationship(self.crm_listed, self.inbound, self.outbound, self.affiliate, self.span_s())
+
+    def span_s(self) -> float:
+        """Seconds from its first to its last person-sent message, either way."""
+        if not self.first_exchange or not self.last_exchange:
+            return 0.0
+        return (parse_time(self.last_exchange) - parse_time(self.first_exchange)).total_seconds()
 
     def reason(self) -> str | None:
         """Why it is not a relationship (``None`` when it is)."""
@@ -73,8 +80,10 @@ class Relationship:
             return AFFILIATE
         if self.inbound and not self.outbound:
             return ROTATING if len(self.senders) >= ROTATING_SENDERS else ONE_WAY_INBOUND
-        if self.outbound:
+        if self.outbound and not self.inbound:
             return ONE_WAY_OUTBOUND
+        if self.outbound:
+            return ONE_DAY
         return AUTOMATED
 
     def observe(self, interaction: dict[str, Any], occurred_at: str) -> None:

@@ -33,6 +33,8 @@ class Account:
     # the relationship rule's evidence (streams.scoring.relationship), counted as events settle
     crm_listed: bool = False
     exchanged: dict[str, int] = field(default_factory=lambda: {"inbound": 0, "outbound": 0})
+    exchange_span: list[float] = field(default_factory=list)  # [first, last] exchanged message time
+    affiliate: bool = False  # its people also write from a seller domain (the seller's own)
     # buyer side
     contacts: dict[str, list[Any]] = field(default_factory=dict)  # CRM email -> [seniority, dept, active]
     last_out: dict[str, float] = field(default_factory=dict)  # buyer -> last seller->buyer
@@ -85,7 +87,10 @@ class Account:
 
     def is_relationship(self) -> bool:
         """Only a relationship gets health rows and alerts; other traffic is counted, never scored."""
-        return is_relationship(self.crm_listed, self.exchanged["inbound"], self.exchanged["outbound"])
+        span = self.exchange_span[1] - self.exchange_span[0] if self.exchange_span else 0.0
+        return is_relationship(
+            self.crm_listed, self.exchanged["inbound"], self.exchanged["outbound"], self.affiliate, span
+        )
 
     # --- helpers the rules share ---
 

@@ -9,12 +9,21 @@ relationship), so the two can never disagree about the rule itself.
 from __future__ import annotations
 
 CRM_METHODS = frozenset({"crm", "crm_contact", "crm_domain"})
+# An exchange confined to one day is a one-off, not a relationship: presto-k's alerts on
+# grassy.com, pira.com, austinenergy.com and ong.com (hand-labelled wrong or debatable, see
+# docs/scoring.md) all came from one thread on one day. 24 hours, not "two dates": two archive
+# copies of one mail can carry Date headers 10 hours apart (ong.com).
+MIN_EXCHANGE_SPAN_S = 86400.0
 
 
-def is_relationship(crm_listed: bool, inbound: int, outbound: int, affiliate: bool = False) -> bool:
+def is_relationship(
+    crm_listed: bool, inbound: int, outbound: int, affiliate: bool = False, span_s: float = 0.0
+) -> bool:
     """CRM-listed, or its people wrote to the seller side and the seller side wrote to them
-    (unique person-sent messages each way), and it is not the seller's own affiliate."""
-    return crm_listed or (inbound > 0 and outbound > 0 and not affiliate)
+    (unique person-sent messages each way) over at least :data:`MIN_EXCHANGE_SPAN_S` (``span_s``:
+    first to last such message), and it is not the seller's own affiliate."""
+    two_way = inbound > 0 and outbound > 0 and span_s >= MIN_EXCHANGE_SPAN_S
+    return crm_listed or (two_way and not affiliate)
 
 
 def exchange(channel: str, direction: str, automated: bool) -> str | None:

@@ -92,11 +92,11 @@ class AccountState(Account):
             self.settled_until = at
             if scored:
                 self.scored_until = at
-            self._observe(kind, data, rows)
+            self._observe(at, kind, data, rows)
             rows.extend(self._settle_one(at, event_id, kind, data, profile))
         return rows
 
-    def _observe(self, kind: str, data: dict[str, Any], rows: list[Row]) -> None:
+    def _observe(self, at: float, kind: str, data: dict[str, Any], rows: list[Row]) -> None:
         """Count the relationship rule's evidence; a domain account becomes listed (a provisional
         accounts row) when it first becomes a relationship."""
         if kind in ("account", "contact", "opportunity"):
@@ -107,6 +107,13 @@ class AccountState(Account):
             way = exchange(data["ch"], data["dir"], data["automated"])
             if way and int(data["version"]) == 0:
                 self.exchanged[way] += 1
+                first = self.exchange_span[0] if self.exchange_span else at
+                self.exchange_span = [
+                    min(first, at),
+                    max(self.exchange_span[-1] if self.exchange_span else at, at),
+                ]
+            if way == "inbound" and data["detail"].get("sender_seller_twin"):
+                self.affiliate = True  # the ledger's affiliate evidence (streams.identity.relationship)
         if not self.listed and self.is_relationship():
             rows.append(("accounts", provisional_account_row(self.account_id)))
             self.listed = True
@@ -327,7 +334,15 @@ def _record(envelope: Envelope) -> tuple[list[Row], str, dict[str, Any]]:
             "match": p["match_method"],
             "detail": {
                 k: detail[k]
-                for k in ("sender", "organizer", "partstat", "end", "created", "description_length")
+                for k in (
+                    "sender",
+                    "organizer",
+                    "partstat",
+                    "end",
+                    "created",
+                    "description_length",
+                    "sender_seller_twin",
+                )
                 if k in detail
             },
         }

@@ -12,6 +12,7 @@ from streams.identity.relationship import (
     AFFILIATE,
     AUTOMATED,
     ONE_WAY_INBOUND,
+    ONE_DAY,
     ONE_WAY_OUTBOUND,
     Ledger,
     Relationship,
@@ -74,6 +75,21 @@ def test_both_directions_make_a_relationship_with_its_evidence() -> None:
 def test_one_way_and_automated_traffic_is_no_relationship(messages, reason) -> None:  # type: ignore[no-untyped-def]
     acme = ledger_of(*messages).relationships["acme.com"]
     assert not acme.is_relationship() and acme.reason() == reason
+
+
+def test_a_two_way_exchange_within_one_day_is_a_one_off() -> None:
+    """One thread on one day (presto-k: a fan-site newsletter and its reply, a vendor's pitch and
+    its answer) is no relationship; the same exchange a day apart is."""
+    one_day = ledger_of(
+        email(1, "bob@acme.com", ["ann@enron.com"], day=3),
+        email(2, "ann@enron.com", ["bob@acme.com"], day=3),
+    ).relationships["acme.com"]
+    assert not one_day.is_relationship() and one_day.reason() == ONE_DAY
+    two_days = ledger_of(
+        email(1, "bob@acme.com", ["ann@enron.com"], day=3),
+        email(2, "ann@enron.com", ["bob@acme.com"], day=4),
+    ).relationships["acme.com"]
+    assert two_days.is_relationship()
 
 
 def test_a_crm_listed_account_is_a_relationship_before_any_reply() -> None:
@@ -142,5 +158,7 @@ relationships = st.builds(
 def test_to_dict_from_dict_round_trips_and_the_rule_holds(r: Relationship) -> None:
     again = Relationship.from_dict(r.to_dict())
     assert again == r
-    assert r.is_relationship() == (r.crm_listed or (r.inbound > 0 and r.outbound > 0 and not r.affiliate))
+    days_apart = r.first_exchange is not None and r.last_exchange is not None  # the two are 8 days apart
+    two_way = r.inbound > 0 and r.outbound > 0 and days_apart
+    assert r.is_relationship() == (r.crm_listed or (two_way and not r.affiliate))
     assert (r.reason() is None) == r.is_relationship()

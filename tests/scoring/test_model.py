@@ -271,7 +271,7 @@ def test_records_after_the_last_interaction_close_days_as_stream_time_does() -> 
     days; the open day's row is dated by the day, not by the record (batch boundaries must not
     show)."""
     h = History()
-    h.email(T0 - timedelta(minutes=5), "ann@buyer.com", [])
+    h.email(T0 - timedelta(days=1, minutes=5), "ann@buyer.com", [])  # a relationship from T0 on
     h.email(T0, SELLER, ["ann@buyer.com"])
     h.contact(T0 + timedelta(days=3), "ann@buyer.com", "IT Manager")
     # the input ends with its last record (the clock there): no days beyond stream time
