@@ -11,8 +11,8 @@ from streams.identity.people import name_key
 from streams.identity.relationship import (
     AFFILIATE,
     AUTOMATED,
-    ONE_WAY_INBOUND,
     ONE_DAY,
+    ONE_WAY_INBOUND,
     ONE_WAY_OUTBOUND,
     Ledger,
     Relationship,
