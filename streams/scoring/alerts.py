@@ -148,7 +148,10 @@ def daily_alerts(
         gap = (last - first) / (count - 1)  # the contact's own long-run cadence
         silent = end - last
         limit = max(a.silent_cadence_multiple * gap, a.silent_min_days * DAY)
-        if silent > limit:
+        # A main writer of an account that is not thriving: the others' silences are churn
+        # (bench/quality.py, 200 accounts, dirty: precision 0.465 → 0.814, lead time 22 → 15 days).
+        main_writer = count >= a.silent_key_share * max(c for _, c in state.cadence.values())
+        if silent > limit and main_writer and score < a.silent_max_health:
             seniority = state.contacts.get(contact, [""])[0]
             rows += raise_alert(
                 state,
