@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from streams.scoring.account import Account
-from streams.scoring.health import TIERS
+from streams.scoring.health import TIERS, held_tier
 from streams.scoring.profile import DAY, Profile
 
 SEVERITY_BY_TIER = {"at_risk": "medium", "disengaged": "high"}
@@ -97,7 +97,14 @@ def daily_alerts(
     rows: list[dict[str, Any]] = []
     tier, score, trend = health["tier"], health["score"], health["trend_30d"]
     evidence = {"score": score, "tier": tier, "trend_30d": trend, "top_reason": health["top_reason"]}
-    if tier in SEVERITY_BY_TIER and previous_tier and TIERS.index(tier) > TIERS.index(previous_tier):
+    # ``previous_tier`` is the held tier (health.held_tier): a drop counts past the margin
+    dropped = held_tier(previous_tier, health, profile) if previous_tier else None
+    if (
+        tier in SEVERITY_BY_TIER
+        and previous_tier
+        and dropped
+        and TIERS.index(dropped) > TIERS.index(previous_tier)
+    ):
         rows += raise_alert(
             state,
             "tier_drop",

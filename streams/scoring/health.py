@@ -28,6 +28,19 @@ def tier_for(score: float, profile: Profile) -> str:
     return "disengaged"
 
 
+def held_tier(held: str | None, health: dict[str, Any], profile: Profile) -> str:
+    """The tier alerts compare the next day with: a better tier at once, a worse one only once the
+    score is ``tier_drop_margin`` points inside it (a sparse account's score hovering at a
+    boundary crossed it back and forth: presto-k's ubspw.com fell from watch to at_risk at 50,
+    one point under the boundary, and that alert was hand-labelled wrong)."""
+    margin = profile.alerts.tier_drop_margin
+    tier = str(health["tier"])
+    if held is None or TIERS.index(tier) <= TIERS.index(held):
+        return tier
+    lowered = tier_for(float(health["score"]) + margin, profile)
+    return lowered if TIERS.index(lowered) > TIERS.index(held) else held
+
+
 def engaged_contacts(state: Account, now: float, profile: Profile) -> list[str]:
     """Buyer contacts who wrote to the seller side (sent mail, organised a meeting, a logged call)
     within the window; being cc'd or written to is not engagement."""

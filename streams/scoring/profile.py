@@ -113,6 +113,7 @@ class Alerts(Section):
     silent_min_replies: float = 0
     silent_min_unanswered: float = 0
     silent_key_share: float = 0
+    tier_drop_margin: float = 0
     silent_max_health: float = 0
     engagement_recent_days: float = 1
     engagement_baseline_days: float = 1

@@ -19,7 +19,7 @@ import orjson
 from streams.contracts import Envelope, parse_time
 from streams.scoring.account import Account
 from streams.scoring.alerts import contact_left, daily_alerts, event_alerts
-from streams.scoring.health import account_health
+from streams.scoring.health import account_health, held_tier
 from streams.scoring.preparedness import meeting_preparedness
 from streams.scoring.profile import DAY, DEFAULT, Profile
 from streams.scoring.relationship import CRM_METHODS, exchange
@@ -192,7 +192,7 @@ class AccountState(Account):
         settled_in = self.first_day is not None and day - self.first_day >= profile.health.trend_days
         previous_tier = self.last_tier if settled_in else None
         rows.extend(("alerts", r) for r in daily_alerts(self, end, health, previous_tier, profile))
-        self.last_tier = health["tier"]
+        self.last_tier = held_tier(self.last_tier, health, profile)
         self.day_scores[str(day)] = health["score"]
         keep = day - int(profile.health.trend_days) - 7
         if len(self.day_scores) > profile.health.trend_days + 14:

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.contracts import Envelope, format_time, make
 from streams.scoring.profile import DEFAULT
@@ -277,3 +279,40 @@ def test_records_after_the_last_interaction_close_days_as_stream_time_does() -> 
     # the input ends with its last record (the clock there): no days beyond stream time
     days = {r["as_of"] for r in h.rows(end=(T0 + timedelta(days=3)).timestamp())["account_health"]}
     assert days == {(T0 + timedelta(days=n)).date() for n in range(4)}
+
+
+@given(st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=60))
+def test_a_score_hovering_at_a_tier_boundary_drops_the_held_tier_once_past_the_margin(
+    scores: list[float],
+) -> None:
+    """The held tier (what tier alerts compare with) follows a better tier at once and a worse
+    one only once the score is ``tier_drop_margin`` points inside it."""
+    from streams.scoring.health import TIERS, held_tier, tier_for
+
+    margin = DEFAULT.alerts.tier_drop_margin
+    assert margin > 0
+    held: str | None = None
+    for score in scores:
+        before = held
+        held = held_tier(held, {"tier": tier_for(score, DEFAULT), "score": score}, DEFAULT)
+        if before is not None and TIERS.index(held) > TIERS.index(before):
+            assert TIERS.index(tier_for(score + margin, DEFAULT)) > TIERS.index(before)
+        assert TIERS.index(held) <= TIERS.index(tier_for(score, DEFAULT))  # never below the score's
+
+
+def test_one_point_under_a_boundary_and_back_is_no_tier_drop() -> None:
+    from streams.scoring.health import held_tier, tier_for
+
+    boundary = DEFAULT.health.tier_at_risk
+    held: str | None = None
+    for score in (
+        boundary + 1,
+        boundary - 1,
+        boundary + 1,
+        boundary - 1,
+        boundary - 1 - DEFAULT.alerts.tier_drop_margin,
+    ):
+        held = held_tier(held, {"tier": tier_for(score, DEFAULT), "score": score}, DEFAULT)
+        if score > boundary - 1 - DEFAULT.alerts.tier_drop_margin:
+            assert held == "at_risk"
+    assert held == "disengaged"

@@ -27,5 +27,5 @@ def test_scores_separate_the_planted_personas() -> None:
     assert figures["health_auc_at_completion"] >= 0.9
     assert figures["preparedness_auc"] >= 0.9
     assert figures["alert_recall"] >= 0.8
-    assert figures["alert_precision"] >= 0.6
+    assert figures["alert_precision"] >= 0.8  # 0.905 on this run (dirty data, rapport-1.2)
     assert figures["rows"]["alerts"] > 0 and figures["rows"]["meeting_preparedness"] > 0
