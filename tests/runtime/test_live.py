@@ -203,7 +203,9 @@ def test_split_ingests_equal_one_ingest(settings: Settings, small_dataset: Path,
         assert split_rows[table] == whole_rows[table], table
 
 
-def test_presto_k_split_by_folder_equals_one_ingest(settings: Settings, real_data: Path, tmp_path: Path) -> None:
+def test_presto_k_split_by_folder_equals_one_ingest(
+    settings: Settings, real_data: Path, tmp_path: Path
+) -> None:
     """Sent items first, then the other folders: the second ingest's mail is older than what the
     first settled (32 records), so those accounts are rescored from the warehouse (before: 529
     health rows instead of 1,255, 5 accounts instead of 7, 1 alert instead of 3)."""
