@@ -59,7 +59,7 @@ from streams.runtime.ports import Clock, Rows, RowSink, SystemClock
 from streams.runtime.status import WorkerStatus
 from streams.runtime.stored_state import pack, unpack
 from streams.runtime.transport import App
-from streams.scoring.engine import Scoring, flushable
+from streams.scoring.engine import Scoring, closed_through, flushable
 from streams.scoring.profile import Profile, load_profile
 from streams.sinks.warehouse import Client, Sink, WriteStats
 
@@ -236,6 +236,7 @@ class ScoreIntake:
     # done, and rescored states waiting for their partition's record (the store needs an anchor)
     forget: Callable[[str], Awaitable[dict[str, dict[str, Any] | None]]] | None = None
     forgotten: set[str] = field(default_factory=set)
+    scanned: dict[int, int] = field(default_factory=dict)  # partition -> day closed at its last scan
     rescored: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     async def steps(self, batches: AsyncIterator[Sequence[faust.EventT]]) -> AsyncIterator[Step]:
@@ -282,8 +283,14 @@ class ScoreIntake:
         idle = {p for p in ticks if self.idle(p, now)}
         if not idle:
             return []
-        if self.pending is None:  # first tick since start: find pending accounts once
+        # Scan for pending accounts at the first tick since start, and again when an idle
+        # partition's clock closes a new day: accounts stored earlier may be due now (their
+        # partition's later records moved its clock, not theirs: presto-k's whole ingest left 11
+        # of ubspw.com's value windows open).
+        days = {p: self.closed_day(p, now) for p in idle}
+        if self.pending is None or any(d > self.scanned.get(p, -(10**9)) for p, d in days.items()):
             self.pending = self.store.pending(lambda a, state: self.idle_now(a, state, now), self.profile)
+            self.scanned.update(days)
         return [a for a in self.pending if partition_of(a, self.partitions) in idle]
 
     def done(
@@ -329,6 +336,11 @@ class ScoreIntake:
             states = {a: self.rescored.pop(a) for a in here}
             self.store.put({a: state for a, state in states.items() if state is not None})
         self.status.write()
+
+    def closed_day(self, partition: int, wall: float) -> int:
+        """The last day an idle tick at ``wall`` closes on ``partition`` (very small: unknown)."""
+        at = self.scoring.partition_clock(partition, wall) if self.scoring else wall
+        return -(10**9) if at is None else closed_through(at, self.store.lateness_s)
 
     def idle_now(self, account_id: str, state: Mapping[str, Any], wall: float) -> float:
         """The time an idle tick at ``wall`` settles ``account_id`` at: the same idle clock as

@@ -127,8 +127,17 @@ class Scoring:
         restarted worker catching up closes nothing early); one left idle for 30 days, 30 days.
         A partition without events since this process started runs from the account's own
         watermark at the first step's wall time (idle time before a restart is not counted)."""
-        partition = self.partition_of(account_id)
-        mark = self.watermarks.get(partition, account_watermark)
+        at = self.partition_clock(self.partition_of(account_id), wall, account_watermark)
+        return wall if at is None else at  # never None: a fallback is given
+
+    def partition_clock(self, partition: int, wall: float, fallback: float | None = None) -> float | None:
+        """:meth:`idle_now` of a partition (``fallback``: the watermark to start from when this
+        process has seen nothing of it; ``None`` then if no fallback)."""
+        # idle, a partition has received everything sent to it: its latest time-keeping record
+        known = [m for m in (self.watermarks.get(partition), self.latest.get(partition)) if m is not None]
+        if not known and fallback is None:
+            return None
+        mark = max(known) if known else float(fallback or 0.0)
         since = self.advanced.get(partition, self.started if self.started is not None else wall)
         return min(wall, mark + max(0.0, wall - since))
 

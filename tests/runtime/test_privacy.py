@@ -49,7 +49,7 @@ def write_inputs(folder: Path) -> list[Path]:
             2,
             "bob@buyer-privacy.com",
             "ann@demo-seller.com",
-            start + timedelta(hours=2),
+            start + timedelta(days=1, hours=2),  # a day later: a relationship, not a one-off
             "<privacy-1@demo-seller.com>",
         )
     )
