@@ -52,7 +52,7 @@ from streams.identity.directory import CrmDirectory
 from streams.identity.fingerprint import Copies
 from streams.identity.resolver import Resolver
 from streams.runtime.changelog import partition_of
-from streams.runtime.forget import forget_in_warehouse
+from streams.runtime.forget import forget_in_warehouse, rescore_late
 from streams.runtime.loop import Outcome, Ports, Step, run
 from streams.runtime.outbound import alert_envelope, health_envelope
 from streams.runtime.ports import Clock, Rows, RowSink, SystemClock
@@ -133,6 +133,7 @@ class TableStore:
         self.table = table
         self.partitions = partitions
         self.lateness_s = 0.0
+        self.flagged: set[str] = set()  # accounts whose state asks to be rescored (pending's scan)
         self.stream: faust.Stream | None = None
         self.anchors: dict[str, faust.EventT] = {}
         # an event of each partition in the step: silent accounts closed by its watermark
@@ -167,8 +168,11 @@ class TableStore:
     def pending(self, now: Callable[[str, Mapping[str, Any]], float], profile: Profile) -> dict[str, int]:
         """Accounts (of this worker's partitions) with something to settle at their idle clock."""
         pending = {}
+        self.flagged = set()
         for key, value in self.table.items():
             state = unpack(value)
+            if state.get("rescore"):
+                self.flagged.add(key)
             if count := flushable(state, now(key, state), profile, self.lateness_s):
                 pending[key] = count
         return pending
@@ -236,6 +240,10 @@ class ScoreIntake:
     # done, and rescored states waiting for their partition's record (the store needs an anchor)
     forget: Callable[[str], Awaitable[dict[str, dict[str, Any] | None]]] | None = None
     forgotten: set[str] = field(default_factory=set)
+    # Accounts that got late records are rescored from the warehouse (forget.rescore_late);
+    # the states carry the need (``rescore``), so a restart finds what a crash left undone.
+    rescore: Callable[[list[str]], Awaitable[dict[str, dict[str, Any] | None]]] | None = None
+    to_rescore: set[str] = field(default_factory=set)
     scanned: dict[int, int] = field(default_factory=dict)  # partition -> day closed at its last scan
     rescored: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
@@ -291,6 +299,7 @@ class ScoreIntake:
         if self.pending is None or any(d > self.scanned.get(p, -(10**9)) for p, d in days.items()):
             self.pending = self.store.pending(lambda a, state: self.idle_now(a, state, now), self.profile)
             self.scanned.update(days)
+            self.to_rescore.update(self.store.flagged)  # late records a crash left unrescored
         return [a for a in self.pending if partition_of(a, self.partitions) in idle]
 
     def done(
@@ -304,14 +313,8 @@ class ScoreIntake:
         snapshot, status = outcome.snapshot, self.status
         if outcome.written is not None:
             status.add_rows(outcome.written.rows, outcome.written.retries)
-        if self.pending is not None:
-            now = self.clock.now()
-            for account_id, state in outcome.stored.items():
-                at = self.idle_now(account_id, state, now)
-                if count := flushable(state, at, self.profile, self.store.lateness_s):
-                    self.pending[account_id] = count
-                else:
-                    self.pending.pop(account_id, None)
+        self.remember_pending(outcome.stored)
+        self.to_rescore.update(a for a, state in outcome.stored.items() if state.get("rescore"))
         status.count("idle_flushes", snapshot.settled)
         status.count("events", len(outcome.step.records))
         status.count("duplicates", snapshot.duplicates)
@@ -321,7 +324,35 @@ class ScoreIntake:
         finished = self.clock.now()
         for partition in self.last_event.keys() & {e.message.partition for e in events}:
             self.last_event[partition] = finished
-        return self.apply_forgets(forgets) if forgets else None
+        if forgets or (self.to_rescore and self.rescore is not None):
+            return self.apply_controls(forgets)
+        return None
+
+    def remember_pending(self, states: Mapping[str, Mapping[str, Any]]) -> None:
+        if self.pending is not None:
+            now = self.clock.now()
+            for account_id, state in states.items():
+                at = self.idle_now(account_id, state, now)
+                if count := flushable(state, at, self.profile, self.store.lateness_s):
+                    self.pending[account_id] = count
+                else:
+                    self.pending.pop(account_id, None)
+
+    async def apply_controls(self, forgets: Sequence[tuple[Envelope, faust.EventT]]) -> None:
+        """Rescore the accounts with late records of this batch (their records anchor the new
+        states), then apply the forget requests."""
+        here = sorted(a for a in self.to_rescore if a in self.store.anchors)
+        if here and self.rescore is not None:
+            states = await self.rescore(here)
+            self.store.put({a: state for a, state in states.items() if state is not None})
+            if self.scoring is not None:
+                self.scoring.replaced(states)
+            self.remember_pending({a: s for a, s in states.items() if s is not None})
+            self.to_rescore.difference_update(here)
+            self.status.count("rescored", len(here))
+            self.status.write()
+        if forgets:
+            await self.apply_forgets(forgets)
 
     async def apply_forgets(self, forgets: Sequence[tuple[Envelope, faust.EventT]]) -> None:
         """Forget each requested person in the warehouse once (``forget`` rescored their accounts),
@@ -434,6 +465,12 @@ def create_app(
     ports = Ports(table, rows_to, publisher, clock)
     intake = ScoreIntake(idle_flush_s, settings.partitions, profile, table, status, clock)
 
+    async def rescore_accounts(accounts: list[str]) -> dict[str, dict[str, Any] | None]:
+        client = (await asyncio.to_thread(warehouse.opened)).client
+        states = await asyncio.to_thread(rescore_late, accounts, settings, client, clock)
+        log.info("late records: %d accounts rescored from the warehouse", len(accounts))
+        return states
+
     async def forget_person(address: str) -> dict[str, dict[str, Any] | None]:
         client = (await asyncio.to_thread(warehouse.opened)).client
         report, states = await asyncio.to_thread(forget_in_warehouse, address, settings, client, clock)
@@ -443,6 +480,7 @@ def create_app(
 
     if sink is None:
         intake.forget = forget_person
+        intake.rescore = rescore_accounts
 
     @app.task
     async def open_warehouse() -> None:

@@ -43,6 +43,8 @@ from streams.sinks.warehouse import DATABASE, TABLE_KEYS, Client, Sink, WriteSta
 
 # Tables whose rows are inputs (entities and interactions); every other table holds scores.
 INPUT_TABLES = ("accounts", "contacts", "opportunities", "sellers", "interactions")
+# Tables of scores, recomputed from the inputs.
+SCORE_TABLES = tuple(t for t in TABLE_KEYS if t not in INPUT_TABLES and t != "rejected_events")
 # Rows that *are* the person: deleted outright.
 PERSON_ROWS = {"contacts": "email", "sellers": "email"}
 # An address inside free text (a header block, a reason): what sits between separators around an @.
@@ -280,6 +282,30 @@ def forget_in_warehouse(
     return report, {account: states.get(account) for account in accounts}
 
 
+def rescore_late(
+    accounts: list[str], settings: Settings, client: Client, clock: Clock
+) -> dict[str, dict[str, Any] | None]:
+    """Accounts that received records older than what they had settled (a mailbox folder
+    ingested after a later one): delete their score rows and rescore them from every input row
+    the warehouse holds, in event-time order, so they score as if the records had come in order.
+    CRM records are rebuilt from their latest rows (as ``forget`` does), so an opportunity's
+    earlier stages are not seen again. Returns the new states."""
+    accounts = sorted(set(accounts))
+    listed = ", ".join(quote(a) for a in accounts)
+    for table in SCORE_TABLES:
+        client.command(
+            f"ALTER TABLE {DATABASE}.{table} DELETE WHERE account_id IN ({listed})",
+            settings={"mutations_sync": 2},
+        )
+    report = ForgetReport("")
+    origin = f"rescore:{hashlib.blake2b(listed.encode(), digest_size=8).hexdigest()}:{int(clock.now() * 1e9)}"
+    profile = load_profile(settings.scoring_profile)
+    states = rescore(
+        client, accounts, settings.allowed_lateness_s, profile, Sink(client), origin, report, clock, False
+    )
+    return {account: states.get(account) for account in accounts}
+
+
 def hash_of(address: str) -> str:
     """A short stand-in for the address in deduplication tokens and record ids (kept on disk)."""
     return hashlib.blake2b(address.encode(), digest_size=8).hexdigest()
@@ -392,14 +418,20 @@ def running_worker(settings: Settings) -> int | None:
 
 
 class ScoresOnly:
-    """A row sink that writes only score tables: the input rows were rewritten above."""
+    """A row sink that writes only score tables (the input rows are there already) and, with
+    ``listings``, the provisional ``accounts`` rows the scorer writes when a domain account
+    becomes a relationship (a late record can make it one)."""
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink, listings: bool = False) -> None:
         self.sink = sink
+        self.listings = listings
         self.written = WriteStats(rows={})
 
     async def write(self, rows: Rows, origin: str) -> WriteStats:
-        self.written = await self.sink.write({t: r for t, r in rows.items() if t not in INPUT_TABLES}, origin)
+        kept = {t: r for t, r in rows.items() if t not in INPUT_TABLES}
+        if self.listings and (listed := [r for r in rows.get("accounts", []) if r.get("provisional")]):
+            kept["accounts"] = listed
+        self.written = await self.sink.write(kept, origin)
         return self.written
 
 
@@ -412,17 +444,24 @@ def rescore(
     origin: str,
     report: ForgetReport,
     clock: Clock,
+    settle_all: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Recompute the score tables of ``accounts`` from their remaining input rows."""
+    """Recompute the score tables of ``accounts`` from their remaining input rows. ``settle_all``:
+    the end settles and closes as a replay's end does; else the states stop where their own
+    records leave them, and stream time goes on closing their days (late records)."""
     if not accounts:
         return {}
     records = sorted(input_envelopes(client, accounts), key=lambda r: (r[1].occurred_at, r[1].event_id))
-    store, scores = DictStore(), ScoresOnly(sink)
+    store, scores = DictStore(), ScoresOnly(sink, listings=not settle_all)
     ports = Ports(store, scores, NoPublisher(), clock)
     # One step from an empty store; windows close as the live idle timer and replay close them:
     # on the clock.
-    step = Step(records, eof=True, origin=origin + ":scores")
-    asyncio.run(run([step], Scoring(ports.store, lateness_s, profile), ports))
+    step = Step(records, eof=settle_all, origin=origin + ":scores")
+    # Late records: each account alone on its partition, so its days close on its own records
+    # only, never beyond what the live partition's clock closed (later ticks close the rest).
+    alone = {a: i for i, a in enumerate(accounts)}
+    scoring = Scoring(ports.store, lateness_s, profile, (lambda _a: 0) if settle_all else alone.__getitem__)
+    asyncio.run(run([step], scoring, ports))
     report.score_rows = scores.written.rows
     report.rescored = accounts
     return dict(store)

@@ -29,6 +29,7 @@ class Account:
     seen_limit: int = 64  # prune ``seen`` when it grows past this (amortised, not per event)
     pending: list[list[Any]] = field(default_factory=list)  # [at, event id, kind, data]
     late: int = 0
+    rescore: bool = False  # a late record came: the live worker rescores it from the warehouse
     listed: bool = False  # an accounts row exists (from the CRM, or a provisional one written here)
     # the relationship rule's evidence (streams.scoring.relationship), counted as events settle
     crm_listed: bool = False

@@ -189,6 +189,13 @@ class Scoring:
             if self.wall is not None:
                 self.advanced[partition] = self.wall
 
+    def replaced(self, states: Mapping[str, Mapping[str, Any] | None]) -> None:
+        """Account states were replaced in the store behind this engine (rescored): forget what it
+        knew of their next day to close."""
+        if self._due is not None:
+            for account_id, state in states.items():
+                self._due[account_id] = AccountState.from_dict(dict(state)).next_due() if state else None
+
     def _close_items(self) -> None:
         # The open day's health once per account and step, not once per event.
         step = self._step

@@ -67,10 +67,13 @@ class AccountState(Account):
         if kind == "account":
             self.listed = True
         if kind:
-            if at < self.settled_until:
-                # Later than the allowed lateness: its row is kept, the settled scores are not
-                # rewritten. This also makes a redelivery older than the seen-id window harmless.
+            if at < self.settled_until or (self.open_day is not None and at < self.open_day * DAY):
+                # Later than the allowed lateness (before what settled, or in a day stream time
+                # already closed): its row is kept, the settled scores are not rewritten here (the
+                # live worker rescores the account from the warehouse). This also makes a
+                # redelivery older than the seen-id window harmless.
                 self.late += 1
+                self.rescore = True
             else:
                 bisect.insort(self.pending, [at, envelope.event_id, kind, data], key=lambda i: (i[0], i[1]))
         rows.extend(self.settle(self.watermark - lateness_s, profile))
