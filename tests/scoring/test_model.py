@@ -316,3 +316,23 @@ def test_one_point_under_a_boundary_and_back_is_no_tier_drop() -> None:
         if score > boundary - 1 - DEFAULT.alerts.tier_drop_margin:
             assert held == "at_risk"
     assert held == "disengaged"
+
+
+def test_a_record_in_a_day_stream_time_closed_is_late_and_asks_for_a_rescore() -> None:
+    """Stream time closed the account's days (a silent account); a record dated inside them is
+    late: kept, not scored into closed days, and the state asks the live worker to rescore it."""
+    from streams.scoring.state import AccountState
+
+    h = History()
+    h.email(T0, "ann@buyer.com", [])
+    h.email(T0 + timedelta(days=2), SELLER, ["ann@buyer.com"])
+    h.email(T0 + timedelta(days=9), SELLER, ["ann@buyer.com"])  # the record that comes late
+    (*in_order, late) = [e for _, e in h.records]
+    state = AccountState(ACCOUNT)
+    for envelope in in_order:
+        state.apply(envelope, 3600.0)
+    state.close_through(int((T0 + timedelta(days=20)).timestamp() // 86400))
+    assert not state.rescore and state.late == 0
+    rows = state.apply(late, 3600.0)
+    assert rows is not None and [t for t, _ in rows] == ["interactions"]  # its row is kept
+    assert state.late == 1 and state.rescore
