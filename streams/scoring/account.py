@@ -27,6 +27,7 @@ class Account:
     settled: int = 0  # events settled
     seen: dict[str, float] = field(default_factory=dict)  # event id -> event time, within lateness
     seen_limit: int = 64  # prune ``seen`` when it grows past this (amortised, not per event)
+    pruned: str = ""  # the ids pruned from ``seen``, as a Bloom filter (streams.scoring.bloom)
     pending: list[list[Any]] = field(default_factory=list)  # [at, event id, kind, data]
     late: int = 0
     rescore: bool = False  # a late record came: the live worker rescores it from the warehouse

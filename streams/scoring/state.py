@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from streams.contracts import Envelope, parse_time
+from streams.scoring import bloom
 from streams.scoring.account import Account
 from streams.scoring.alerts import contact_left, daily_alerts, event_alerts
 from streams.scoring.health import account_health, held_tier
@@ -56,22 +57,27 @@ class AccountState(Account):
         at = parse_time(envelope.occurred_at).timestamp()
         if envelope.event_id in self.seen:
             return None
+        late = at < self.settled_until or (self.open_day is not None and at < self.open_day * DAY)
+        if late and bloom.may_hold(self.pruned, envelope.event_id):
+            return None  # a redelivery of a record applied long ago (its row is written already)
         rows, kind, data = _record(envelope)
         self.seen[envelope.event_id] = at
         self.watermark = max(self.watermark, at)
         if len(self.seen) > self.seen_limit:
-            # Keep every id that is not yet late: anything at or after the last settled event.
+            # Keep every id that is not yet late: anything at or after the last settled event;
+            # the others go into the filter of pruned ids.
             keep_from = min(self.watermark - lateness_s, self.settled_until)
+            self.pruned = bloom.with_ids(self.pruned, [k for k, t in self.seen.items() if t < keep_from])
             self.seen = {k: t for k, t in self.seen.items() if t >= keep_from}
             self.seen_limit = max(64, 2 * len(self.seen))
         if kind == "account":
             self.listed = True
         if kind:
-            if at < self.settled_until or (self.open_day is not None and at < self.open_day * DAY):
+            if late:
                 # Later than the allowed lateness (before what settled, or in a day stream time
                 # already closed): its row is kept, the settled scores are not rewritten here (the
-                # live worker rescores the account from the warehouse). This also makes a
-                # redelivery older than the seen-id window harmless.
+                # live worker rescores the account from the warehouse). A redelivery older than
+                # the seen ids is known by the filter of pruned ids above.
                 self.late += 1
                 self.rescore = True
             else:

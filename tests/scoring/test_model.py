@@ -336,3 +336,21 @@ def test_a_record_in_a_day_stream_time_closed_is_late_and_asks_for_a_rescore() -
     rows = state.apply(late, 3600.0)
     assert rows is not None and [t for t, _ in rows] == ["interactions"]  # its row is kept
     assert state.late == 1 and state.rescore
+
+
+def test_a_redelivery_older_than_the_seen_ids_is_a_duplicate_not_a_late_record() -> None:
+    """A worker killed before its offsets committed redelivers records the state applied long
+    ago; once pruned from ``seen`` they are known by the filter of pruned ids, so they do not
+    ask for a rescore (only a new late record does)."""
+    from streams.scoring.state import AccountState
+
+    h = History()
+    for n in range(0, 200, 2):
+        h.email(T0 + timedelta(days=n), "ann@buyer.com" if n % 4 else SELLER, ["ann@buyer.com"])
+    envelopes = [e for _, e in h.records]
+    state = AccountState(ACCOUNT)
+    for envelope in envelopes:
+        state.apply(envelope, 3600.0)
+    assert envelopes[0].event_id not in state.seen and state.pruned  # pruned long ago
+    assert state.apply(envelopes[0], 3600.0) is None
+    assert state.late == 0 and not state.rescore
