@@ -133,7 +133,6 @@ class TableStore:
         self.table = table
         self.partitions = partitions
         self.lateness_s = 0.0
-        self.flagged: set[str] = set()  # accounts whose state asks to be rescored (pending's scan)
         self.stream: faust.Stream | None = None
         self.anchors: dict[str, faust.EventT] = {}
         # an event of each partition in the step: silent accounts closed by its watermark
@@ -165,17 +164,19 @@ class TableStore:
     def keys(self) -> Iterable[str]:
         return list(self.table.keys())
 
-    def pending(self, now: Callable[[str, Mapping[str, Any]], float], profile: Profile) -> dict[str, int]:
-        """Accounts (of this worker's partitions) with something to settle at their idle clock."""
-        pending = {}
-        self.flagged = set()
+    def pending(
+        self, now: Callable[[str, Mapping[str, Any]], float], profile: Profile
+    ) -> tuple[dict[str, int], set[str]]:
+        """Accounts (of this worker's partitions) with something to settle at their idle clock,
+        and those whose state asks to be rescored (late records), in one pass over the table."""
+        pending, flagged = {}, set()
         for key, value in self.table.items():
             state = unpack(value)
             if state.get("rescore"):
-                self.flagged.add(key)
+                flagged.add(key)
             if count := flushable(state, now(key, state), profile, self.lateness_s):
                 pending[key] = count
-        return pending
+        return pending, flagged
 
 
 @dataclass
@@ -297,9 +298,11 @@ class ScoreIntake:
         # of ubspw.com's value windows open).
         days = {p: self.closed_day(p, now) for p in idle}
         if self.pending is None or any(d > self.scanned.get(p, -(10**9)) for p, d in days.items()):
-            self.pending = self.store.pending(lambda a, state: self.idle_now(a, state, now), self.profile)
+            self.pending, flagged = self.store.pending(
+                lambda a, state: self.idle_now(a, state, now), self.profile
+            )
             self.scanned.update(days)
-            self.to_rescore.update(self.store.flagged)  # late records a crash left unrescored
+            self.to_rescore.update(flagged)  # late records a crash left unrescored
         return [a for a in self.pending if partition_of(a, self.partitions) in idle]
 
     def done(

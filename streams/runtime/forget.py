@@ -452,6 +452,7 @@ def rescore(
     if not accounts:
         return {}
     records = sorted(input_envelopes(client, accounts), key=lambda r: (r[1].occurred_at, r[1].event_id))
+    # late records can make a domain account a relationship: its listing is written too
     store, scores = DictStore(), ScoresOnly(sink, listings=not settle_all)
     ports = Ports(store, scores, NoPublisher(), clock)
     # One step from an empty store; windows close as the live idle timer and replay close them:
