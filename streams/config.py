@@ -218,6 +218,11 @@ class Settings:
         return self.home / "state"
 
     @property
+    def broker_data_dir(self) -> Path:
+        """The durable embedded broker's topics, offsets and changelogs."""
+        return self.home / "broker-data"
+
+    @property
     def bootstrap_file(self) -> Path:
         """``rapport up`` writes the running broker's address here for other commands."""
         return self.home / "bootstrap"

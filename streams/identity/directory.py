@@ -98,6 +98,10 @@ class CrmDirectory:
                 if account not in listed:
                     self.store[DOMAIN + domain] = sorted(listed | {account})
 
+    def forget(self, address: str) -> None:
+        """Drop a (normalised) address's versions: ``rapport forget``."""
+        self.store.pop(ADDRESS + address, None)
+
     def account_of(self, address: str, at: float) -> str | None:
         """The account of a (normalised) address at event time ``at``; ``None`` if unknown."""
         account: str | None = self._value_at(ADDRESS + address, at)

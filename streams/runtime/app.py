@@ -51,8 +51,9 @@ from streams.deadletters import dead_letter, rejected_row
 from streams.identity.directory import CrmDirectory
 from streams.identity.fingerprint import Copies
 from streams.identity.resolver import Resolver
+from streams.runtime.broker_data import END_REFRESH_KEY
 from streams.runtime.changelog import partition_of
-from streams.runtime.forget import forget_in_warehouse, rescore_late
+from streams.runtime.forget import forget_in_broker, forget_in_warehouse, rescore_late
 from streams.runtime.loop import Outcome, Ports, Step, run
 from streams.runtime.outbound import alert_envelope, health_envelope
 from streams.runtime.ports import Clock, Rows, RowSink, SystemClock
@@ -84,11 +85,6 @@ def batch_origin(events: Iterable[faust.EventT]) -> str:
         span[1] = max(span[1], message.offset)
     ranges = ";".join(f"{t}/{p}/{lo}-{hi}" for (t, p), (lo, hi) in sorted(spans.items()))
     return f"{ranges};{digest.hexdigest()}"
-
-
-# The key of the tombstone a starting worker writes to each non-empty partition it reads, so a
-# restarted Tansu reports that partition's true end (JSON, as faust serialises table keys).
-END_REFRESH_KEY = b'"__rapport_end_offset_refresh__"'
 
 
 def sort_out(
@@ -163,6 +159,16 @@ class TableStore:
 
     def keys(self) -> Iterable[str]:
         return list(self.table.keys())
+
+    def compact(self) -> int:
+        """Flush and compact the local RocksDB files, so values a new one superseded (a forgotten
+        person's old states) are dropped rather than left in older files. Returns the
+        partitions compacted (none for faust's memory store)."""
+        dbs = getattr(self.table.data, "_dbs", {})
+        for db in list(dbs.values()):
+            db.flush(True)
+            db.compact_range(None, None)
+        return len(dbs)
 
     def pending(
         self, now: Callable[[str, Mapping[str, Any]], float], profile: Profile
@@ -247,6 +253,11 @@ class ScoreIntake:
     to_rescore: set[str] = field(default_factory=set)
     scanned: dict[int, int] = field(default_factory=dict)  # partition -> day closed at its last scan
     rescored: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    # Once the rescored states of this worker's partitions are stored, ``purge`` removes the
+    # person from the directory and from the embedded broker's stored topics (broker_data).
+    purge: Callable[[str], Awaitable[int]] | None = None  # -> records made tombstones
+    to_purge: set[str] = field(default_factory=set)
+    assigned: Callable[[], set[int]] | None = None  # this worker's partitions (None: all)
 
     async def steps(self, batches: AsyncIterator[Sequence[faust.EventT]]) -> AsyncIterator[Step]:
         async for events in batches:
@@ -364,11 +375,19 @@ class ScoreIntake:
             if envelope.event_id not in self.forgotten and self.forget is not None:
                 self.forgotten.add(envelope.event_id)
                 self.rescored.update(await self.forget(envelope.payload["address"]))
+                self.to_purge.add(envelope.payload["address"])
                 self.status.count("forgets", 1)
             here = [a for a in self.rescored if partition_of(a, self.partitions) == event.message.partition]
             self.store.anchors.update(dict.fromkeys(here, event))
             states = {a: self.rescored.pop(a) for a in here}
             self.store.put({a: state for a, state in states.items() if state is not None})
+        mine = self.assigned() if self.assigned is not None else set(range(self.partitions))
+        waiting = any(partition_of(a, self.partitions) in mine for a in self.rescored)
+        if self.to_purge and self.purge is not None and not waiting:
+            for address in sorted(self.to_purge):
+                self.status.count("forget_tombstones", await self.purge(address))
+                self.status.count("forget_purges", 1)
+            self.to_purge.clear()
         self.status.write()
 
     def closed_day(self, partition: int, wall: float) -> int:
@@ -456,7 +475,8 @@ def create_app(
         use_partitioner=True,
         synchronize_all_active_partitions=True,
     )
-    resolver = Resolver(settings.seller_domains, CrmDirectory(contacts))
+    directory = CrmDirectory(contacts)
+    resolver = Resolver(settings.seller_domains, directory)
     profile = load_profile(settings.scoring_profile)
     status = WorkerStatus(settings.status_file)
     clock = clock or SystemClock()
@@ -481,8 +501,24 @@ def create_app(
         log.info("forget applied: %d accounts rescored, %s", len(report.rescored), counts)
         return states
 
+    async def purge_person(address: str) -> int:
+        """After the rescored states: the directory entry (its tombstone goes to the changelog),
+        the superseded values in the local RocksDB files, then, with everything flushed to the
+        broker, its stored records (embedded broker only)."""
+        directory.forget(address)
+        await app.producer.flush()
+        await asyncio.to_thread(table.compact)
+        counts = await asyncio.to_thread(forget_in_broker, settings, address)
+        log.info("forget: embedded broker records made tombstones: %s", counts.get("replaced", "none"))
+        return sum(counts.get("replaced", {}).values())
+
+    def assigned() -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == TOPIC_INTERACTIONS}
+
     if sink is None:
         intake.forget = forget_person
+        intake.purge = purge_person
+        intake.assigned = assigned
         intake.rescore = rescore_accounts
 
     @app.task

@@ -96,7 +96,7 @@ class EmbeddedBroker:
         self.port = 0
         self.log_path = settings.home / "broker.log"
         self.durable = settings.broker_storage == "durable"
-        self.data_dir = settings.home / "broker-data"
+        self.data_dir = settings.broker_data_dir
         self.created_data = False  # a durable broker whose data folder is new this run
 
     @property

@@ -32,6 +32,7 @@ import orjson
 from streams.config import Settings
 from streams.contracts import ContractError, Envelope, format_time, make
 from streams.identity.directory import normalise_address
+from streams.runtime.broker_data import purge_broker
 from streams.runtime.changelog import ChangelogStore
 from streams.runtime.children import alive
 from streams.runtime.loop import Ports, Step, run
@@ -67,6 +68,7 @@ class ForgetReport:
     states: dict[str, int] = field(default_factory=dict)  # states written / removed
     purged: dict[str, int] = field(default_factory=dict)  # old parts / mutation files removed
     state: str = ""
+    broker: dict[str, Any] = field(default_factory=dict)  # the embedded broker's topics (BrokerPurge)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +80,7 @@ class ForgetReport:
             "states": self.states,
             "purged": self.purged,
             "state": self.state,
+            "broker": self.broker,
         }
 
     def as_text(self) -> str:
@@ -93,8 +96,19 @@ class ForgetReport:
                 + (f" ({listed(self.score_rows)})" if self.score_rows else ""),
                 f"  stream state: {listed(self.states)}; {self.state}",
                 f"  on disk: {listed(self.purged)}",
+                f"  broker topics: {broker_text(self.broker)}",
             ]
         )
+
+
+def broker_text(purge: dict[str, Any]) -> str:
+    if not purge:
+        return "no embedded broker data"
+    replaced = ", ".join(f"{topic} {n}" for topic, n in purge["replaced"].items()) or "none"
+    return (
+        f"records made tombstones: {replaced}; kept: {purge['kept_unconsumed']} not yet consumed, "
+        f"{purge['kept_current']} current table values"
+    )
 
 
 def checked_address(email: str) -> str:
@@ -215,7 +229,17 @@ def forget(email: str, settings: Settings, client: Client, clock: Clock | None =
     refuse_while_running(settings)
     report, states = forget_in_warehouse(address, settings, client, clock or SystemClock())
     report.state = replace_state(settings, states, report)
+    report.broker = forget_in_broker(settings, address)
     return report
+
+
+def forget_in_broker(settings: Settings, address: str) -> dict[str, Any]:
+    """Tombstones over the embedded broker's stored records that hold ``address``, once the
+    recomputed states are in its changelog (streams.runtime.broker_data); ``{}`` without one."""
+    data_dir = settings.broker_data_dir
+    if not data_dir.is_dir():
+        return {}
+    return purge_broker(data_dir, settings.app_id, address, holds).as_dict()
 
 
 def forget_in_warehouse(

@@ -427,6 +427,8 @@ class Notifier:
         return alert.owner or self.config.owners.get(alert.account_id)
 
     def queue(self, value: bytes | None, origin: str) -> None:
+        if value is None:
+            return  # a tombstone: an alert ``rapport forget`` removed, or an end-offset refresh
         try:
             alert = decode_alert(value or b"")
         except (ValueError, TypeError, orjson.JSONDecodeError) as exc:

@@ -214,6 +214,8 @@ def unpacked(path: Path) -> bytes:
     import zstandard
 
     data = path.read_bytes()
+    if path.name.endswith(".batch.o"):
+        return broker_batch_text(data)
     if path.suffix not in {".bin", ".cidx"}:
         return data
     out, at = [data], 0
@@ -234,6 +236,29 @@ def unpacked(path: Path) -> bytes:
             raise AssertionError(f"{path}: compression method {method:#x} the test cannot read")
         at += 16 + size
     return b"".join(out)
+
+
+def broker_batch_text(data: bytes) -> bytes:
+    """A stored Tansu batch (Kafka record batch v2, maybe compressed) as the text its records
+    carry: keys and values, zlib-packed account states unpacked, base64 dead-letter originals
+    decoded."""
+    import base64
+    import contextlib
+    import re
+    import zlib
+
+    from kafka.record.default_records import DefaultRecordBatch
+
+    out = [data]
+    for record in DefaultRecordBatch(data):
+        for field in (record.key, record.value):
+            if not field:
+                continue
+            out.append(field)
+            with contextlib.suppress(zlib.error):
+                out.append(zlib.decompress(field))
+            out.extend(base64.b64decode(b) for b in re.findall(rb'"original_b64":"([A-Za-z0-9+/=]*)"', field))
+    return b"\n".join(out)
 
 
 def found_on_disk(home: Path, pattern: bytes) -> list[str]:
@@ -319,7 +344,11 @@ def test_look_alikes_are_not_the_person() -> None:
 
 @pytest.mark.broker
 def test_forget_while_the_worker_runs(tmp_path: Path) -> None:
-    """A forget/1 control record through ``interactions``: the running worker applies it."""
+    """A forget/1 control record through ``interactions``: the running worker applies it, and
+    afterwards no file under RAPPORT_HOME holds the person: not the warehouse, not the logs, not
+    the durable broker's stored topics (raw, interactions, changelogs, scores). The rewritten
+    batches are then read by a restarted worker (CRCs checked by the consumer), which recovers
+    its tables and carries on; an offline forget of a second person does the same."""
     import re
     import time
 
@@ -332,13 +361,18 @@ def test_forget_while_the_worker_runs(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {"RAPPORT_HOME": str(home), "RAPPORT_SELLER_DOMAINS": "demo-seller.com", "RAPPORT_PARTITIONS": "4"}
     settings = Settings.from_env(env)
+    assert settings.broker_storage == "durable"
     local, _, domain = person.partition("@")
     pattern = re.escape(local.encode()) + rb"(\+[a-z0-9]+)?@" + re.escape(domain.encode())
     with Stack(settings) as stack:
         stack.start_workers()
         sent = produce(stack.bootstrap, read_dataset(folder), Resolver(settings.seller_domains))
         stack.wait_drained(sent, timeout_s=240)
-        assert [p for p in found_on_disk(home, pattern) if p.startswith("warehouse")]  # the search sees it
+        before = found_on_disk(home, pattern)
+        assert [p for p in before if p.startswith("warehouse")]  # the search sees it
+        assert [p for p in before if p.startswith("broker-data") and "/topics/raw/" in p]
+        assert [p for p in before if "contact-directory-changelog" in p]
+        assert [p for p in before if "account-state-changelog" in p]
         env["RAPPORT_KAFKA_BOOTSTRAP"] = stack.bootstrap
         result = CliRunner().invoke(main, ["forget", "O'Brien+x@" + domain, "--json"], env=env)
         assert result.exit_code == 0, result.output
@@ -348,12 +382,21 @@ def test_forget_while_the_worker_runs(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the worker did not apply the forget"
             time.sleep(0.5)
         stack.wait_drained(sent, timeout_s=120)
+        deadline = time.monotonic() + 60
+        while (read_status(settings.status_file) or {}).get("counters", {}).get("forget_purges", 0) < 1:
+            assert time.monotonic() < deadline, "the worker did not purge the broker's topics"
+            time.sleep(0.5)
+        assert read_status(settings.status_file)["counters"]["forget_tombstones"] > 0
         stack.stop_workers()
-    print("still on disk:", found_on_disk(home, pattern))
-    warehouse = [p for p in found_on_disk(home, pattern) if p.startswith("warehouse")]
-    assert warehouse == [], warehouse
-    logs = [p for p in found_on_disk(home, pattern) if p.endswith(".log")]
-    assert logs == [], logs
+        still = found_on_disk(home, pattern)
+        assert still == [], still
+        # the rewritten batches are valid: a restarted worker recovers from them and carries on
+        stack.start_workers()
+        again = produce(stack.bootstrap, read_dataset(folder), Resolver(settings.seller_domains))
+        stack.wait_drained(again, timeout_s=240)
+        stack.stop_workers()
+    log = stack.worker_log(0).read_text()
+    assert "Traceback" not in log, log[-3000:]
     client = connect(settings.warehouse_url)
     try:
         contact = client.query(
@@ -366,3 +409,15 @@ def test_forget_while_the_worker_runs(tmp_path: Path) -> None:
     finally:
         client.close()
     assert contact == [(joann,)] and health > 0
+    # offline (workers stopped): forget starts the durable broker, appends the recomputed
+    # states, then makes the stored records tombstones
+    env.pop("RAPPORT_KAFKA_BOOTSTRAP")
+    joann_pattern = re.escape(joann.encode())
+    assert found_on_disk(home, joann_pattern)
+    result = CliRunner().invoke(main, ["forget", joann, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.output.strip().splitlines()[-1])
+    assert report["broker"]["replaced"].get("raw", 0) > 0, report["broker"]
+    assert report["states"]["written"] > 0
+    left = found_on_disk(home, joann_pattern)
+    assert left == [], left
