@@ -27,7 +27,13 @@ from typing import Any
 from streams.contracts import Envelope, parse_time
 from streams.identity.domains import registered_domain
 from streams.identity.people import person_key
-from streams.scoring.relationship import CRM_METHODS, exchange, is_relationship
+from streams.scoring.relationship import (
+    CRM_METHODS,
+    conversation_keys,
+    exchange,
+    is_relationship,
+    note_topics,
+)
 
 ROTATING_SENDERS = 5  # distinct one-way sender addresses of one domain that mark a mailing system
 
@@ -38,6 +44,7 @@ AUTOMATED = "automated"
 ROTATING = "automated (rotating sender addresses, one-way)"
 AFFILIATE = "affiliate (suggested seller domain)"
 ONE_DAY = "two-way within one day only (a one-off)"
+NO_REPLY = "both ways, but never on one thread or subject (no reply)"
 # Reasons a message is no interaction (``Ledger.not_interactions``), from the resolver's rejection.
 NO_SELLER = "no seller participant"
 FREE_MAIL = "free-mail/ISP or role sender"
@@ -61,10 +68,14 @@ class Relationship:
     first_exchange: str | None = None  # event time of its first person-sent message, either way
     last_exchange: str | None = None
     affiliate: bool = False  # a suggested seller domain (set by the ledger)
+    conversed: bool = False  # the two sides wrote on one thread or subject (relationship.note_topics)
+    topics: dict[str, int] = field(default_factory=dict)  # conversation key -> direction bits, until then
 
     def is_relationship(self) -> bool:
         """CRM-listed, or both sides wrote to each other (and it is not the seller's own affiliate)."""
-        return is_relationship(self.crm_listed, self.inbound, self.outbound, self.affiliate, self.span_s())
+        return is_relationship(
+            self.crm_listed, self.inbound, self.outbound, self.affiliate, self.span_s(), self.conversed
+        )
 
     def span_s(self) -> float:
         """Seconds from its first to its last person-sent message, either way."""
@@ -82,6 +93,8 @@ class Relationship:
             return ROTATING if len(self.senders) >= ROTATING_SENDERS else ONE_WAY_INBOUND
         if self.outbound and not self.inbound:
             return ONE_WAY_OUTBOUND
+        if self.outbound and not self.conversed:
+            return NO_REPLY
         if self.outbound:
             return ONE_DAY
         return AUTOMATED
@@ -100,6 +113,14 @@ class Relationship:
         if way is None:
             self.automated += 1
             return
+        keys = conversation_keys(
+            str(interaction.get("interaction_id") or ""),
+            interaction.get("thread_id"),
+            interaction.get("in_reply_to"),
+            detail.get("topic"),
+        )
+        if not self.conversed and note_topics(self.topics, keys, way):
+            self.conversed, self.topics = True, {}
         if way == "outbound":
             self.outbound += 1
             self.buyer_people.update(interaction.get("buyers") or [])
@@ -126,6 +147,8 @@ class Relationship:
             "first_exchange": self.first_exchange,
             "last_exchange": self.last_exchange,
             "affiliate": self.affiliate,
+            "conversed": self.conversed,
+            "topics": self.topics,
         }
 
     @classmethod
@@ -142,6 +165,8 @@ class Relationship:
             first_exchange=data.get("first_exchange"),
             last_exchange=data.get("last_exchange"),
             affiliate=bool(data.get("affiliate")),
+            conversed=bool(data.get("conversed", "topics" not in data)),  # older ledgers: kept
+            topics=dict(data.get("topics") or {}),
         )
 
 

@@ -308,6 +308,7 @@ class Resolver:
                 "size_bytes": p.get("size_bytes", 0),
                 "has_attachments": p.get("has_attachments", False),
                 "sender": sender,
+                **({"topic": str(p["subject_hash"])[:16]} if p.get("subject_hash") else {}),
                 **({"sender_name_key": key} if key else {}),
                 **({"automated_reason": automated_because} if automated_because else {}),
                 **({"seller_personal_addresses": twins} if twins else {}),

@@ -37,6 +37,8 @@ class Account:
     exchanged: dict[str, int] = field(default_factory=lambda: {"inbound": 0, "outbound": 0})
     exchange_span: list[float] = field(default_factory=list)  # [first, last] exchanged message time
     affiliate: bool = False  # its people also write from a seller domain (the seller's own)
+    conversed: bool = False  # the two sides wrote on one thread or subject (relationship.note_topics)
+    topics: dict[str, int] = field(default_factory=dict)  # conversation key -> direction bits, until then
     # buyer side
     contacts: dict[str, list[Any]] = field(default_factory=dict)  # CRM email -> [seniority, dept, active]
     last_out: dict[str, float] = field(default_factory=dict)  # buyer -> last seller->buyer
@@ -85,14 +87,16 @@ class Account:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
         # Fields a newer model dropped are ignored; ones it added take their defaults.
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        # A state stored before the conversation rule keeps its verdict (it had no topics to test).
+        known.setdefault("conversed", "exchanged" in data)
+        return cls(**known)
 
     def is_relationship(self) -> bool:
         """Only a relationship gets health rows and alerts; other traffic is counted, never scored."""
         span = self.exchange_span[1] - self.exchange_span[0] if self.exchange_span else 0.0
-        return is_relationship(
-            self.crm_listed, self.exchanged["inbound"], self.exchanged["outbound"], self.affiliate, span
-        )
+        inbound, outbound = self.exchanged["inbound"], self.exchanged["outbound"]
+        return is_relationship(self.crm_listed, inbound, outbound, self.affiliate, span, self.conversed)
 
     # --- helpers the rules share ---
 

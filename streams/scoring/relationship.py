@@ -8,22 +8,64 @@ relationship), so the two can never disagree about the rule itself.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
+
 CRM_METHODS = frozenset({"crm", "crm_contact", "crm_domain"})
 # An exchange confined to one day is a one-off, not a relationship: presto-k's alerts on
 # grassy.com, pira.com, austinenergy.com and ong.com (hand-labelled wrong or debatable, see
 # docs/scoring.md) all came from one thread on one day. 24 hours, not "two dates": two archive
 # copies of one mail can carry Date headers 10 hours apart (ong.com).
 MIN_EXCHANGE_SPAN_S = 86400.0
+# Mail both ways is not yet correspondence: the two sides must have written on one thread or one
+# subject (a reply). presto-k's miami.edu (hand-labelled wrong: the seller's own football
+# tickets) had an "Invoices" mail out and two unrelated notices in, months apart; every account
+# labelled right or debatable shares at least one subject both ways. The conversation keys of
+# each direction are kept (short hashes) only until the first match, at most this many.
+TOPICS_KEPT = 128
 
 
 def is_relationship(
-    crm_listed: bool, inbound: int, outbound: int, affiliate: bool = False, span_s: float = 0.0
+    crm_listed: bool,
+    inbound: int,
+    outbound: int,
+    affiliate: bool = False,
+    span_s: float = 0.0,
+    conversed: bool = False,
 ) -> bool:
-    """CRM-listed, or its people wrote to the seller side and the seller side wrote to them
-    (unique person-sent messages each way) over at least :data:`MIN_EXCHANGE_SPAN_S` (``span_s``:
-    first to last such message), and it is not the seller's own affiliate."""
-    two_way = inbound > 0 and outbound > 0 and span_s >= MIN_EXCHANGE_SPAN_S
+    """CRM-listed, or its people and the seller side wrote to each other: unique person-sent
+    messages each way over at least :data:`MIN_EXCHANGE_SPAN_S` (``span_s``: first to last such
+    message), at least one of them answering the other side (``conversed``: :func:`note_topics`),
+    and it is not the seller's own affiliate."""
+    two_way = inbound > 0 and outbound > 0 and span_s >= MIN_EXCHANGE_SPAN_S and conversed
     return crm_listed or (two_way and not affiliate)
+
+
+def conversation_keys(
+    interaction_id: str, thread_id: str | None, in_reply_to: str | None, topic: str | None
+) -> list[str]:
+    """What ties a message to the other side's, as short hashes: its own id and the id it
+    answers (In-Reply-To), its thread (a provider thread, the References root; the resolver's
+    subject-and-people fallback), and its subject's keyed hash (``detail.topic``: replies often
+    add or drop a cc, which changes the fallback thread)."""
+    own = interaction_id.partition(":")[2] if interaction_id.startswith("email:") else None
+    keys = {k for k in (own, in_reply_to, thread_id, f"topic:{topic}" if topic else None) if k}
+    return sorted(hashlib.blake2b(k.encode(), digest_size=6).hexdigest() for k in keys)
+
+
+def note_topics(topics: dict[str, int], keys: Iterable[str], way: str) -> bool:
+    """Record one exchanged message's conversation keys for its direction (``way``); True when
+    one of them was seen the other way already. ``topics`` (key -> direction bits) keeps the
+    :data:`TOPICS_KEPT` most recently used keys; the caller clears it after a match."""
+    bit = 2 if way == "outbound" else 1
+    answered = False
+    for key in keys:
+        seen = topics.pop(key, 0)
+        answered = answered or bool(seen & ~bit)
+        topics[key] = seen | bit
+    while len(topics) > TOPICS_KEPT:
+        del topics[next(iter(topics))]
+    return answered
 
 
 def exchange(channel: str, direction: str, automated: bool) -> str | None:

@@ -23,7 +23,7 @@ from streams.scoring.alerts import contact_left, daily_alerts, event_alerts
 from streams.scoring.health import account_health, held_tier
 from streams.scoring.preparedness import meeting_preparedness
 from streams.scoring.profile import DAY, DEFAULT, Profile
-from streams.scoring.relationship import CRM_METHODS, exchange
+from streams.scoring.relationship import CRM_METHODS, conversation_keys, exchange, note_topics
 from streams.scoring.titles import classify_title
 from streams.scoring.value import close_windows, note_outcomes, note_stage_advanced, open_window, opens_window
 
@@ -116,6 +116,8 @@ class AccountState(Account):
             way = exchange(data["ch"], data["dir"], data["automated"])
             if way and int(data["version"]) == 0:
                 self.exchanged[way] += 1
+                if not self.conversed and note_topics(self.topics, data.get("topics", ()), way):
+                    self.conversed, self.topics = True, {}
                 first = self.exchange_span[0] if self.exchange_span else at
                 self.exchange_span = [
                     min(first, at),
@@ -339,6 +341,9 @@ def _record(envelope: Envelope) -> tuple[list[Row], str, dict[str, Any]]:
             "status": p.get("status"),
             "version": int(p.get("version") or 0),
             "reply_to": p.get("in_reply_to"),
+            "topics": conversation_keys(
+                p["interaction_id"], p.get("thread_id"), p.get("in_reply_to"), detail.get("topic")
+            ),
             "automated": bool(p["automated"]),
             "match": p["match_method"],
             "detail": {

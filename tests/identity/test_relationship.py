@@ -11,6 +11,7 @@ from streams.identity.people import name_key
 from streams.identity.relationship import (
     AFFILIATE,
     AUTOMATED,
+    NO_REPLY,
     ONE_DAY,
     ONE_WAY_INBOUND,
     ONE_WAY_OUTBOUND,
@@ -44,7 +45,7 @@ def ledger_of(*messages, crm: list | None = None) -> Ledger:  # type: ignore[no-
 def test_both_directions_make_a_relationship_with_its_evidence() -> None:
     ledger = ledger_of(
         email(1, "ann@enron.com", ["bob@acme.com", "cat@acme.com"], day=3),
-        email(2, "bob@acme.com", ["ann@enron.com", "joe@enron.com"], day=5),
+        email(2, "bob@acme.com", ["ann@enron.com", "joe@enron.com"], day=5, in_reply_to="<1@x>"),
         email(3, "Joe@Enron.com", ["bob@acme.com"], day=9, from_name_key=name_key("Joe Bloggs")),
     )
     acme = ledger.relationships["acme.com"]
@@ -82,14 +83,36 @@ def test_a_two_way_exchange_within_one_day_is_a_one_off() -> None:
     its answer) is no relationship; the same exchange a day apart is."""
     one_day = ledger_of(
         email(1, "bob@acme.com", ["ann@enron.com"], day=3),
-        email(2, "ann@enron.com", ["bob@acme.com"], day=3),
+        email(2, "ann@enron.com", ["bob@acme.com"], day=3, in_reply_to="<1@x>"),
     ).relationships["acme.com"]
     assert not one_day.is_relationship() and one_day.reason() == ONE_DAY
     two_days = ledger_of(
         email(1, "bob@acme.com", ["ann@enron.com"], day=3),
-        email(2, "ann@enron.com", ["bob@acme.com"], day=4),
+        email(2, "ann@enron.com", ["bob@acme.com"], day=4, in_reply_to="<1@x>"),
     ).relationships["acme.com"]
     assert two_days.is_relationship()
+
+
+def test_mail_both_ways_is_a_relationship_only_once_one_side_answers() -> None:
+    """presto-k's miami.edu: an "Invoices" mail out, two unrelated notices in, months apart
+    (hand-labelled wrong). A reply ties the sides: by In-Reply-To / References, or by subject
+    alone when the cc list changed (the resolver's fallback thread includes the people)."""
+    unrelated = ledger_of(
+        email(1, "ann@enron.com", ["bob@acme.com"], day=3, subject_hash="invoices"),
+        email(2, "bob@acme.com", ["ann@enron.com"], day=12, subject_hash="game time"),
+        email(3, "cat@acme.com", ["ann@enron.com"], day=20, subject_hash="tickets"),
+    ).relationships["acme.com"]
+    assert not unrelated.is_relationship() and unrelated.reason() == NO_REPLY
+    by_subject = ledger_of(
+        email(1, "ann@enron.com", ["bob@acme.com"], day=3, subject_hash="pricing"),
+        email(2, "bob@acme.com", ["ann@enron.com", "joe@enron.com"], day=12, subject_hash="pricing"),
+    ).relationships["acme.com"]
+    assert by_subject.is_relationship()
+    by_reference = ledger_of(
+        email(1, "ann@enron.com", ["bob@acme.com"], day=3),
+        email(2, "bob@acme.com", ["ann@enron.com"], day=12, references=["<1@x>"]),
+    ).relationships["acme.com"]
+    assert by_reference.is_relationship()
 
 
 def test_a_crm_listed_account_is_a_relationship_before_any_reply() -> None:
@@ -151,6 +174,8 @@ relationships = st.builds(
     first_exchange=st.none() | st.just("2001-10-01T10:00:00.000Z"),
     last_exchange=st.none() | st.just("2001-10-09T10:00:00.000Z"),
     affiliate=st.booleans(),
+    conversed=st.booleans(),
+    topics=st.dictionaries(st.text(max_size=12), st.integers(1, 3), max_size=4),
 )
 
 
@@ -159,6 +184,6 @@ def test_to_dict_from_dict_round_trips_and_the_rule_holds(r: Relationship) -> No
     again = Relationship.from_dict(r.to_dict())
     assert again == r
     days_apart = r.first_exchange is not None and r.last_exchange is not None  # the two are 8 days apart
-    two_way = r.inbound > 0 and r.outbound > 0 and days_apart
+    two_way = r.inbound > 0 and r.outbound > 0 and days_apart and r.conversed
     assert r.is_relationship() == (r.crm_listed or (two_way and not r.affiliate))
     assert (r.reason() is None) == r.is_relationship()

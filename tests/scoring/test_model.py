@@ -179,9 +179,9 @@ def test_value_rewards_the_buyer_answering_and_starts_high_when_the_buyer_writes
 def test_an_unanswered_streak_raises_one_alert_and_the_buyer_answering_resolves_it() -> None:
     h = History()
     streak = int(DEFAULT.alerts.unanswered_streak)
-    h.email(T0 - timedelta(days=1), "ann@buyer.com", [])  # two-way: only relationships get alerts
+    first = h.email(T0 - timedelta(days=1), "ann@buyer.com", [])  # two-way: only relationships get alerts
     for n in range(streak + 3):
-        h.email(T0 + timedelta(days=n), SELLER, ["ann@buyer.com"])
+        h.email(T0 + timedelta(days=n), SELLER, ["ann@buyer.com"], reply_to=first if n == 0 else None)
     # each message counts once its reply window has passed: the alert comes 7 days after the 8th
     h.email(T0 + timedelta(days=streak + 20), "ann@buyer.com", ["ann@buyer.com"])
     alerts = [r for r in h.rows()["alerts"] if r["kind"] == "unanswered_streak"]
@@ -207,9 +207,9 @@ def test_an_engaged_contact_leaving_raises_an_alert_but_a_stranger_leaving_does_
 def test_health_rows_fill_idle_days_and_decay_while_the_buyer_is_silent() -> None:
     h = History()
     for n in range(10):
-        h.email(T0 + timedelta(days=3 * n), SELLER, ["ann@buyer.com", "bob@buyer.com"])
-        h.email(T0 + timedelta(days=3 * n, hours=2), "ann@buyer.com", ["ann@buyer.com"])
-        h.email(T0 + timedelta(days=3 * n, hours=4), "bob@buyer.com", ["bob@buyer.com"])
+        sent = h.email(T0 + timedelta(days=3 * n), SELLER, ["ann@buyer.com", "bob@buyer.com"])
+        h.email(T0 + timedelta(days=3 * n, hours=2), "ann@buyer.com", ["ann@buyer.com"], reply_to=sent)
+        h.email(T0 + timedelta(days=3 * n, hours=4), "bob@buyer.com", ["bob@buyer.com"], reply_to=sent)
     silence_ends = T0 + timedelta(days=27 + 60)
     h.email(silence_ends, SELLER, ["ann@buyer.com"])
     health = sorted(h.rows()["account_health"], key=lambda r: r["as_of"])
@@ -248,8 +248,8 @@ def test_a_new_owner_who_never_makes_contact_is_flagged_and_one_who_does_is_not(
 
 def test_repeated_cancellations_raise_one_alert() -> None:
     h = History()
-    h.email(T0 - timedelta(days=2), "ann@buyer.com", [])  # two-way: only relationships get alerts
-    h.email(T0 - timedelta(days=1), SELLER, ["ann@buyer.com"])
+    first = h.email(T0 - timedelta(days=2), "ann@buyer.com", [])  # two-way: only relationships get alerts
+    h.email(T0 - timedelta(days=1), SELLER, ["ann@buyer.com"], reply_to=first)
     for n in range(3):
         start = T0 + timedelta(days=7 * n)
         meeting = h.meeting(start, ["ann@buyer.com"], start - timedelta(days=2))
@@ -268,13 +268,28 @@ def test_repeated_cancellations_raise_one_alert() -> None:
     assert values and all("cancelled" in r["outcomes"] for r in values)
 
 
+@pytest.mark.parametrize("answered", [False, True])
+def test_only_an_answered_exchange_makes_a_scored_relationship(answered: bool) -> None:
+    """Mail both ways on unrelated messages (presto-k's miami.edu) scores nothing; once one
+    message answers the other side (here by In-Reply-To) the account gets health rows."""
+    h = History()
+    first = h.email(T0, SELLER, ["ann@buyer.com"])
+    for n in range(1, 6):
+        h.email(
+            T0 + timedelta(days=7 * n), "ann@buyer.com", [], reply_to=first if answered and n == 3 else None
+        )
+    rows = h.rows()
+    assert rows["interactions"]  # kept either way
+    assert bool(rows.get("account_health")) == answered
+
+
 def test_records_after_the_last_interaction_close_days_as_stream_time_does() -> None:
     """A CRM record closes the days before its own, as the watermark closes a silent account's
     days; the open day's row is dated by the day, not by the record (batch boundaries must not
     show)."""
     h = History()
-    h.email(T0 - timedelta(days=1, minutes=5), "ann@buyer.com", [])  # a relationship from T0 on
-    h.email(T0, SELLER, ["ann@buyer.com"])
+    first = h.email(T0 - timedelta(days=1, minutes=5), "ann@buyer.com", [])  # a relationship from T0 on
+    h.email(T0, SELLER, ["ann@buyer.com"], reply_to=first)
     h.contact(T0 + timedelta(days=3), "ann@buyer.com", "IT Manager")
     # the input ends with its last record (the clock there): no days beyond stream time
     days = {r["as_of"] for r in h.rows(end=(T0 + timedelta(days=3)).timestamp())["account_health"]}
