@@ -87,10 +87,32 @@ def _without_password(match: re.Match[str]) -> str:
     return f"{scheme}://{user}:***@{rest}"
 
 
+# Credentials in a query string (``?password=…``, ``&token=…``): the value up to the next ``&``.
+_QUERY_SECRET = re.compile(
+    r"([?&](?:password|passwd|pass|pwd|secret|token|api_key)=)[^&\s'\"]+", re.IGNORECASE
+)
+# Passwords of the URLs this process was configured with, replaced wherever they appear: a
+# password with a space or a tab ends the URL pattern early, and free text cannot say where such a
+# password stops, but the configured value itself is known.
+_KNOWN_SECRETS: set[str] = set()
+MIN_KNOWN_SECRET = 3  # shorter values would blank ordinary text
+
+
+def remember_secrets(url: str) -> None:
+    """Redact ``url``'s password (and query-string credentials) by value from now on."""
+    _, _, password = credentials(url)
+    values = [password or "", *(m.group(0).partition("=")[2] for m in _QUERY_SECRET.finditer(url))]
+    _KNOWN_SECRETS.update(v for v in values if len(v) >= MIN_KNOWN_SECRET)
+
+
 def redacted(text: str) -> str:
     """``text`` with the password of every URL in it replaced by ``***``: the one function for
-    every URL (or message holding one) that is printed or logged."""
-    return _URL.sub(_without_password, text)
+    every URL (or message holding one) that is printed or logged. Configured passwords go by
+    value first (longest first, so one that holds another goes whole), then every URL's userinfo
+    password and every query-string credential."""
+    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return _QUERY_SECRET.sub(r"\1***", _URL.sub(_without_password, text))
 
 
 class _RedactedRecord(logging.LogRecord):
@@ -121,6 +143,7 @@ def _warehouse_url(env: Mapping[str, str], home: Path) -> str:
     if not raw:
         return f"chdb://{home / 'warehouse'}"
     if raw.startswith(("chdb://", "http://", "https://")) and len(raw.split("://", 1)[1]) > 0:
+        remember_secrets(raw)
         return raw
     raise ConfigError(
         f"RAPPORT_WAREHOUSE_URL={redacted(raw)!r}: expected chdb:///path/to/dir (embedded ClickHouse) "

@@ -81,6 +81,27 @@ def test_a_password_never_survives_redaction(
     assert out == message.format(*[f"{scheme}://{user}:***@{host}{tail}"] * 2)
 
 
+@given(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=3, max_size=20)
+    .map(lambda p: p[:1] + " \t" + p[1:])
+    .filter(lambda p: p.strip() == p),
+    st.sampled_from(["{}", "cannot open warehouse {}: refused", "url='{}', retry"]),
+)
+def test_a_configured_password_with_spaces_or_tabs_never_survives(password: str, message: str) -> None:
+    """A space or a tab ends a URL in free text, so the configured password goes by value."""
+    url = f"http://rapport:{password}@ch.internal:8123"
+    Settings.from_env({"RAPPORT_WAREHOUSE_URL": url, "RAPPORT_HOME": "/tmp/rapport-test-home"})
+    out = redacted(message.format(url))
+    assert password not in out and "ch.internal:8123" in out
+
+
+def test_query_string_credentials_are_redacted() -> None:
+    text = "POST https://hooks.example/x?token=abc123&room=sales failed; http://h/q?Password=s3cr3t"
+    assert (
+        redacted(text) == "POST https://hooks.example/x?token=***&room=sales failed; http://h/q?Password=***"
+    )
+
+
 def test_urls_without_a_password_are_unchanged() -> None:
     for text in ["chdb:///var/lib/rapport/warehouse", "http://host:8123/x", "see http://h/a@b for more"]:
         assert redacted(text) == text

@@ -16,6 +16,13 @@ DATASOURCE_NAME = "ClickHouse (Rapport)"
 GRAFANA_DASHBOARDS_PATH = "/var/lib/grafana/dashboards/rapport"
 READER_USER = "grafana"  # defined in dashboards/clickhouse/users.d/grafana_reader.xml
 READER_PASSWORD_ENV = "GRAFANA_CLICKHOUSE_PASSWORD"
+# The plugin gives every query a deadline of its queryTimeout (default "60", pkg/plugin/settings.go
+# of grafana/clickhouse-datasource), and its clickhouse-go v2 client then sends
+# max_execution_time = the time to that deadline + 5 s (context.go ``queryOptions``; described in
+# ClickHouse/clickhouse-go#1107 and #1748). The reader's profile allows at most 60 s
+# (grafana_reader.xml), so the default's 65 s would refuse every panel and alert query.
+QUERY_TIMEOUT_S = 50
+DRIVER_DEADLINE_MARGIN_S = 5
 
 
 def datasource(host: str = "clickhouse") -> dict[str, Any]:
@@ -37,6 +44,7 @@ def datasource(host: str = "clickhouse") -> dict[str, Any]:
             "secure": False,
             "username": READER_USER,
             "defaultDatabase": "rapport",
+            "queryTimeout": str(QUERY_TIMEOUT_S),
         },
         "secureJsonData": {"password": f"${READER_PASSWORD_ENV}"},
     }

@@ -138,6 +138,32 @@ def _opportunity(row: dict[str, str]) -> SourceRecord:
 
 
 BUILDERS = {"account": _account, "seller": _seller, "opportunity": _opportunity}
+# The columns each builder reads (their values become CRM records anyway). A rejected row keeps
+# only these for diagnosis; every other column (notes, descriptions, anything a CRM export adds)
+# is private free text and is kept as "[removed]".
+READ_COLUMNS = {
+    "account": frozenset(
+        {"account", "account_name", "name", "domains", "domain", "website", "owner", "account_owner"}
+        | {"industry", "sector"}
+    ),
+    "seller": frozenset(
+        {"sales_agent", "seller", "owner_name", "name", "email", "manager", "regional_office", "team"}
+        | {"region"}
+    ),
+    "opportunity": frozenset(
+        {"opportunity_id", "id", "account", "account_name", "deal_stage", "stage", "engage_date"}
+        | {"created_at", "created", "close_date", "close_value", "amount", "sales_agent", "owner"}
+    ),
+}
+REMOVED = "[removed]"
+
+
+def kept_of_row(kind: str, header: list[str], values: list[str]) -> bytes:
+    """What a rejected row keeps: its values in column order, those of unread columns removed."""
+    read = READ_COLUMNS[kind]
+    return ",".join(
+        value if n < len(header) and header[n] in read else REMOVED for n, value in enumerate(values)
+    ).encode()
 
 
 MAX_FIELD = csv.field_size_limit()  # 131,072 characters, the csv module's own limit
@@ -220,7 +246,9 @@ def parse_csv_lines(lines: Iterable[bytes | None], origin: str) -> Iterator[Sour
         try:
             yield build(row)
         except (ContractError, ValueError) as exc:
-            yield Rejection(f"{origin}:{line}", reason_of(exc, "unreadable row"), ",".join(values).encode())
+            yield Rejection(
+                f"{origin}:{line}", reason_of(exc, "unreadable row"), kept_of_row(kind, header, values)
+            )
 
 
 def read_crm(path: Path) -> Iterator[SourceRecord | Rejection]:

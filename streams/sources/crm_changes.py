@@ -136,7 +136,7 @@ def _commit_time(value: Any) -> datetime:
         else:
             raise ValueError
     except (ValueError, OverflowError, OSError):
-        raise ContractError(f"unreadable commit timestamp {str(value)[:40]!r}") from None
+        raise ContractError(f"unreadable commit timestamp (a {type(value).__name__})") from None
     if not 1970 <= moment.year < 2200:
         raise ContractError(f"impossible commit timestamp {moment.isoformat()}")
     return moment
@@ -179,7 +179,7 @@ def read_change(event: Any, origin: str) -> Change:
         raise ContractError("entity and change type must be strings")
     kind = KINDS.get(entity.lower())
     if kind is None:
-        raise ContractError(f"entity {entity[:60]!r} is not one Rapport reads ({', '.join(sorted(KINDS))})")
+        raise ContractError(f"an entity Rapport does not read (it reads {', '.join(sorted(KINDS))})")
     if (
         not isinstance(record_ids, list)
         or not record_ids
@@ -266,7 +266,7 @@ def _iso(value: Any, fallback: datetime) -> str:
         else:
             moment = fallback
     except (ValueError, OverflowError, OSError):
-        raise ContractError(f"unreadable date {str(value)[:40]!r}") from None
+        raise ContractError(f"unreadable date (a {type(value).__name__})") from None
     return format_time(moment)
 
 

@@ -8,6 +8,7 @@ its reason and original bytes instead of stopping the read.
 from __future__ import annotations
 
 import heapq
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,8 +114,14 @@ def json_objects(raw: bytes, origin: str, containers: tuple[str, ...]) -> list[t
     """
     try:
         document = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return Rejection(origin, f"not valid JSON: {exc}", b"")
+    except orjson.JSONDecodeError:
+        # orjson refuses numbers beyond a double or 64-bit integer (``1e400``) and NaN, and so the
+        # whole file; the standard parser reads them (as inf / big ints) so that only the message
+        # holding one is rejected, by the contract's number bounds.
+        try:
+            document = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            return Rejection(origin, f"not valid JSON: {exc}", b"")
     if isinstance(document, dict):
         document = next((document[c] for c in containers if document.get(c)), [document])
     if not isinstance(document, list):

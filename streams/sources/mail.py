@@ -75,14 +75,22 @@ def _ids(value: str | None) -> list[str]:
     return [i for i in re.findall(r"<[^<>\s]+>", without_controls(value or "")) if len(i) <= MAX_ID]
 
 
-_YEAR = re.compile(r"\b\d{1,2}\s+[A-Za-z]{3,}\s+(\d{3,})\b")
+_YEAR = re.compile(r"\b\d{1,2}\s+[A-Za-z]{3,}\s+(\d+)\b")
 
 
 def _written_year_differs(date_header: str, sent: datetime) -> bool:
-    """The stdlib reads two-digit years (RFC 5322 obs-year) and so turns ``0001`` into 2001; a year
-    written with four digits must be the year parsed."""
+    """The stdlib reads any short year as a two-digit one and so turns ``0001``, ``001`` and ``1``
+    into 2001. RFC 5322 (4.3, obs-year) says: two digits are 1950–2049, three digits are 1900
+    plus them, one digit is no year; four or more must be the year parsed."""
     match = _YEAR.search(date_header)
-    return bool(match and len(match.group(1)) >= 4 and int(match.group(1)) != sent.year)
+    if not match:
+        return False
+    written = match.group(1)
+    if len(written) == 1:
+        return True
+    if len(written) == 3:
+        return 1900 + int(written) != sent.year
+    return len(written) >= 4 and int(written) != sent.year
 
 
 def parse_message(

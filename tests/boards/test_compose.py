@@ -83,8 +83,9 @@ def resolved(value: str) -> str:
 def test_every_published_port_binds_localhost_unless_opted_in():
     published = [(name, str(p)) for name, s in SERVICES.items() for p in s.get("ports", [])]
     assert {name for name, _ in published} == {"kafka", "clickhouse", "grafana"}
-    for name, port in published:
-        assert port.startswith("${RAPPORT_PUBLISH_ADDRESS:-127.0.0.1}:"), f"{name} publishes {port}"
+    own = {"kafka": "KAFKA", "clickhouse": "CLICKHOUSE", "grafana": "GRAFANA"}
+    for name, port in published:  # one variable per service: opening Grafana opens nothing else
+        assert port.startswith(f"${{RAPPORT_{own[name]}_ADDRESS:-127.0.0.1}}:"), f"{name} publishes {port}"
         host, _container = resolved(port).rsplit(":", 1)[0].split(":")
         assert host == "127.0.0.1"
 
@@ -133,3 +134,26 @@ def test_the_grafana_user_is_bounded_and_reachable_from_grafana_only():
     )
     assert 0 < int(profile.findtext("max_memory_usage") or 0) <= 8_000_000_000
     assert profile.find("constraints/max_memory_usage/const") is not None
+    # what the plugin's client asks for (its query timeout + 5 s) is within the ceiling
+    timeout = int(provisioning.datasource()["jsonData"].get("queryTimeout", "60"))
+    assert timeout + provisioning.DRIVER_DEADLINE_MARGIN_S <= int(ceiling.findtext("max"))
+
+
+def test_the_grafana_user_reads_what_the_boards_read_and_no_dead_letter_originals():
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(REPO / "dashboards/clickhouse/users.d/grafana_reader.xml").getroot()
+    grants = [q.text or "" for q in root.findall(f"users/{provisioning.READER_USER}/grants/query")]
+    whole = {g.rsplit(".", 1)[1] for g in grants if re.fullmatch(r"GRANT SELECT ON rapport\.[a-z_]+", g)}
+    partial = {
+        m.group(2): {c.strip() for c in m.group(1).split(",")}
+        for g in grants
+        if (m := re.fullmatch(r"GRANT SELECT\(([^)]*)\) ON rapport\.([a-z_]+)", g))
+    }
+    assert len(whole) + len(partial) == len(grants), grants  # nothing broader (no rapport.*)
+    read = set()
+    for path in (REPO / "dashboards").rglob("*"):
+        if path.suffix in (".json", ".yaml"):
+            read |= set(re.findall(r"(?:FROM|JOIN)\s+(?:rapport\.)?([a-z_]+)", path.read_text()))
+    assert read <= whole | set(partial), read - whole - set(partial)
+    assert "original" not in partial["rejected_events"] and "rejected_events" not in whole

@@ -113,3 +113,17 @@ def test_maven_dataset_loads_and_nothing_vanishes(real_data: Path, tmp_path: Pat
         assert count("SELECT countIf(status = 'won') FROM rapport.opportunities FINAL") > 0
     finally:
         client.close()
+
+
+def test_a_rejected_row_keeps_no_free_text_column() -> None:
+    """A rejected row is kept for diagnosis with only the columns Rapport reads; a notes column
+    (or anything else an export adds) is private text and is removed."""
+    csv = (
+        b"opportunity_id,account,deal_stage,close_value,notes\n"
+        b'A1,Acme,Won,lots,"PRIVATE NOTE: the buyer\'s divorce"\n'
+        b"A2,Acme,Won,99,fine\n"
+    )
+    results = list(parse_csv(csv, "opps.csv"))
+    (rejection,) = [r for r in results if isinstance(r, Rejection)]
+    assert b"PRIVATE" not in rejection.raw and rejection.raw.startswith(b"A1,Acme,Won,lots,")
+    assert len([r for r in results if isinstance(r, SourceRecord)]) == 1

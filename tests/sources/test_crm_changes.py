@@ -197,3 +197,23 @@ def test_mutated_fixture_events_never_raise(data: st.DataObject) -> None:
     target[key] = data.draw(json_documents(HEADER_KEYS + FIELD_KEYS))
     results = list(parse_changes([(json.dumps(events).encode(), "mutated.json")]))
     assert all(isinstance(r, SourceRecord | Rejection) for r in results) and len(results) >= 12
+
+
+def test_reasons_quote_no_input_values() -> None:
+    """An unreadable date, commit timestamp or entity is named by its field, never quoted: the
+    reason reaches `ingest --json` and the dead-letter board."""
+    secret = "PRIVATE-Pat-Moss-home"
+    lines = [
+        {"entity": "account", "change_type": "create", "record_ids": ["a"], "changed_fields": [],
+         "commit_timestamp": secret, "fields": {"name": "Acme"}},
+        {"entity": secret, "change_type": "create", "record_ids": ["b"], "changed_fields": [],
+         "commit_timestamp": "2026-01-05T00:00:00Z", "fields": {}},
+        {"entity": "opportunity", "change_type": "create", "record_ids": ["o"], "changed_fields": [],
+         "commit_timestamp": "2026-01-05T00:00:00Z",
+         "fields": {"account_id": "a", "stage": "Won", "close_date": secret}},
+    ]  # fmt: skip
+    data = b"\n".join(orjson.dumps(line) for line in lines)
+    items = list(parse_changes([(data, "feed.jsonl")]))
+    rejections = [i for i in items if isinstance(i, Rejection)]
+    assert len(rejections) == 3
+    assert all(secret not in r.reason for r in rejections), [r.reason for r in rejections]

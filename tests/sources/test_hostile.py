@@ -43,9 +43,11 @@ def same_after_the_broker(record: SourceRecord) -> None:
     assert decode(record.envelope.to_bytes()) == record.envelope
 
 
-def test_a_size_estimate_beyond_range_is_a_reason_and_the_other_messages_are_read() -> None:
-    messages = [gmail(n) for n in range(29)] + [gmail(99, sizeEstimate=1e20)]
-    results = parse_json_messages(orjson.dumps(messages), "export.json")
+@pytest.mark.parametrize("size", ["1e20", "1e400", "NaN", "123456789012345678901234567890"])
+def test_a_size_estimate_beyond_range_is_a_reason_and_the_other_messages_are_read(size: str) -> None:
+    messages = [gmail(n) for n in range(29)] + [gmail(99, sizeEstimate="SIZE")]
+    # 1e400 and NaN are not JSON orjson writes or reads: the export is written as text
+    results = parse_json_messages(orjson.dumps(messages).replace(b'"SIZE"', size.encode()), "export.json")
     records = [r for r in results if isinstance(r, SourceRecord)]
     (rejection,) = [r for r in results if isinstance(r, Rejection)]
     assert len(records) == 29 and "sizeEstimate" in rejection.reason
@@ -119,7 +121,15 @@ def test_a_nul_in_a_file_address_is_the_same_buyer() -> None:
     assert isinstance(record, SourceRecord) and record.envelope.payload["from"] == "jane@acme.com"
 
 
-@pytest.mark.parametrize("date", ["Mon, 01 Jan 0001 00:00:00 +0000", "Fri, 31 Dec 9999 23:59:59 +0000"])
+@pytest.mark.parametrize(
+    "date",
+    [
+        "Mon, 01 Jan 0001 00:00:00 +0000",
+        "Mon, 01 Jan 001 00:00:00 +0000",  # RFC 5322 obs-year: 1900 + 1, not 2001
+        "Mon, 01 Jan 1 00:00:00 +0000",  # one digit is no year
+        "Fri, 31 Dec 9999 23:59:59 +0000",
+    ],
+)
 def test_years_out_of_bounds_either_way_are_rejected(date: str) -> None:
     raw = f"Message-ID: <y@acme.com>\nFrom: jane@acme.com\nTo: ann@vendorco.com\nDate: {date}\n\n".encode()
     rejection = parse_message(raw, "year.eml")
