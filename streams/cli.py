@@ -595,14 +595,18 @@ def warehouse_check(as_json: bool) -> None:
     from streams.sinks.warehouse import connect
 
     settings = Settings.from_env()
-    report = check_warehouse(connect(settings.warehouse_url), read_status(settings.status_file))
+    report = check_warehouse(
+        connect(settings.warehouse_url), read_status(settings.status_file), settings.written_dir
+    )
     if as_json:
         click.echo(orjson.dumps(report.as_dict()).decode())
     else:
         for t in report.tables:
             written = "?" if t.written is None else f"{t.written:,}"
+            expected = "" if t.expected is None else f", about {t.expected:,} written in all"
             console.print(
-                f"{t.table}: {t.stored:,} stored, {written} written by the stream, {t.missing:,} damaged"
+                f"{t.table}: {t.stored:,} stored, {written} written by the stream{expected}, "
+                f"{t.missing:,} damaged"
             )
         console.print((report.problems and "[red]" + "\n".join(report.problems)) or "[green]warehouse OK")
     sys.exit(0 if report.ok else 1)

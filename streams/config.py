@@ -241,6 +241,11 @@ class Settings:
         return self.home / "state"
 
     @property
+    def written_dir(self) -> Path:
+        """The distinct keys each writer wrote per input table (streams.sinks.written)."""
+        return self.home / "written"
+
+    @property
     def broker_data_dir(self) -> Path:
         """The durable embedded broker's topics, offsets and changelogs."""
         return self.home / "broker-data"

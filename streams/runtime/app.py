@@ -62,7 +62,8 @@ from streams.runtime.stored_state import pack, unpack
 from streams.runtime.transport import App
 from streams.scoring.engine import Scoring, closed_through, flushable
 from streams.scoring.profile import Profile, load_profile
-from streams.sinks.warehouse import Client, Sink, WriteStats
+from streams.sinks.warehouse import TABLE_KEYS, Client, Sink, WriteStats
+from streams.sinks.written import SAVE_EVERY_S, WrittenKeys
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -157,6 +158,15 @@ class TableStore:
             finally:
                 cast(faust.Stream, self.stream)._set_current_event(previous)
 
+    def drop(self, keys: Iterable[str]) -> None:
+        """Delete states (a forget left nothing of the account): tombstones in the changelog."""
+        for key in keys:
+            previous = self._at(key)
+            try:
+                self.table.pop(key, None)
+            finally:
+                cast(faust.Stream, self.stream)._set_current_event(previous)
+
     def keys(self) -> Iterable[str]:
         return list(self.table.keys())
 
@@ -211,8 +221,9 @@ class TopicPublisher:
 class LazySink:
     """The warehouse sink, opened (and migrated) on first use or by the start-up task."""
 
-    def __init__(self, open_client: Callable[[], Client]) -> None:
+    def __init__(self, open_client: Callable[[], Client], written: WrittenKeys | None = None) -> None:
         self.open_client = open_client
+        self.written = written
         self.sink: Sink | None = None
 
     def opened(self) -> Sink:
@@ -221,7 +232,7 @@ class LazySink:
 
             client = self.open_client()
             migrate(client)
-            self.sink = Sink(client)
+            self.sink = Sink(client, written=self.written)
         return self.sink
 
     async def write(self, rows: Rows, origin: str) -> WriteStats:
@@ -381,6 +392,7 @@ class ScoreIntake:
             self.store.anchors.update(dict.fromkeys(here, event))
             states = {a: self.rescored.pop(a) for a in here}
             self.store.put({a: state for a, state in states.items() if state is not None})
+            self.store.drop(a for a, state in states.items() if state is None)
         mine = self.assigned() if self.assigned is not None else set(range(self.partitions))
         waiting = any(partition_of(a, self.partitions) in mine for a in self.rescored)
         if self.to_purge and self.purge is not None and not waiting:
@@ -483,7 +495,10 @@ def create_app(
     table = TableStore(states, settings.partitions)
     table.lateness_s = settings.allowed_lateness_s
     publisher = TopicPublisher(scores, alerts, deadletter)
-    warehouse = LazySink(warehouse_client or (lambda: open_warehouse_client(settings.warehouse_url)))
+    keys_written = WrittenKeys(settings.written_dir, f"worker-{os.getpid()}", TABLE_KEYS)
+    warehouse = LazySink(
+        warehouse_client or (lambda: open_warehouse_client(settings.warehouse_url)), keys_written
+    )
     rows_to: RowSink = sink or warehouse
     ports = Ports(table, rows_to, publisher, clock)
     intake = ScoreIntake(idle_flush_s, settings.partitions, profile, table, status, clock)
@@ -590,6 +605,11 @@ def create_app(
             status.add_rows(written.rows, written.retries)
             status.write()
             yield len(rows)
+
+    @app.timer(interval=SAVE_EVERY_S)
+    async def save_keys_written() -> None:
+        """Keys written in the last seconds, saved even when no write follows (a stop)."""
+        await asyncio.to_thread(keys_written.flush)
 
     @app.timer(interval=max(0.5, idle_flush_s / 2))
     async def tick() -> None:

@@ -41,6 +41,7 @@ from streams.runtime.status import read_status
 from streams.scoring.engine import Scoring
 from streams.scoring.profile import Profile, load_profile
 from streams.sinks.warehouse import DATABASE, TABLE_KEYS, Client, Sink, WriteStats
+from streams.sinks.written import note_forgotten
 
 # Tables whose rows are inputs (entities and interactions); every other table holds scores.
 INPUT_TABLES = ("accounts", "contacts", "opportunities", "sellers", "interactions")
@@ -297,6 +298,8 @@ def forget_in_warehouse(
         # Stored versions gone, less the rows that live on rewritten.
         if removed := before - count(client, table) - rewritten:
             report.deleted[table] = removed
+            if table in INPUT_TABLES or table == "rejected_events":
+                note_forgotten(settings.written_dir, {table: removed})
         if rewritten:
             report.rewritten[table] = rewritten
     profile = load_profile(settings.scoring_profile)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +23,8 @@ from streams.runtime.loop import Ports, Step, run
 from streams.runtime.ports import DictStore, NoPublisher, Rows, SystemClock
 from streams.scoring.engine import Scoring
 from streams.scoring.profile import load_profile
-from streams.sinks.warehouse import Client, Sink, WriteStats, connect, migrate
+from streams.sinks.warehouse import TABLE_KEYS, Client, Sink, WriteStats, connect, migrate
+from streams.sinks.written import WrittenKeys
 from streams.sources.dataset import Rejection, SourceRecord
 
 BATCH = 20_000
@@ -77,7 +79,8 @@ def replay(
     closes what the input's watermark closes, or every account's days through ``as_of``."""
     client = client or connect(settings.warehouse_url)
     migrate(client)
-    sink = BackgroundSink(Sink(client, fail_on_full_disk=True))
+    written = WrittenKeys(settings.written_dir, f"replay-{os.getpid()}", TABLE_KEYS)
+    sink = BackgroundSink(Sink(client, fail_on_full_disk=True, written=written))
     ports = Ports(DictStore(), sink, NoPublisher(), SystemClock())
     summary = ReplaySummary()
     steps = replay_steps(items, Resolver(settings.seller_domains), summary, progress, as_of)
@@ -86,6 +89,7 @@ def replay(
         totals = asyncio.run(run(steps, scoring, ports))
     finally:
         sink.close()
+        written.flush()
     summary.duplicates = totals.duplicates + summary.copies
     summary.rows = sink.rows
     return summary

@@ -26,6 +26,7 @@ import clickhouse_connect
 
 from streams.config import credentials, redacted
 from streams.contracts import contracts_dir
+from streams.sinks.written import WrittenKeys
 
 log = logging.getLogger(__name__)
 
@@ -331,9 +332,11 @@ class Sink:
         client: Client,
         on_retry: Callable[[str, Exception, float], None] | None = None,
         fail_on_full_disk: bool = False,
+        written: WrittenKeys | None = None,
     ) -> None:
         self.client = client
         self.on_retry = on_retry or self._log_retry
+        self.written = written  # the distinct keys written, for `rapport warehouse check`
         # replay stops on a full disk (retrying cannot help); the live worker keeps retrying,
         # because a write that escapes its loop body gets its offsets committed unwritten
         self.fail_on_full_disk = fail_on_full_disk
@@ -353,6 +356,8 @@ class Sink:
             column_oriented=True,
             settings={"insert_deduplication_token": token},
         )
+        if self.written is not None:
+            self.written.add(table, rows)
 
     def _plan(
         self, rows: dict[str, list[dict[str, Any]]], origin: str

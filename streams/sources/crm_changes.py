@@ -37,9 +37,26 @@ from typing import Any
 
 import orjson
 
-from streams.contracts import MAX_AMOUNT, ContractError, Envelope, bounded, format_time, make, parse_time
+from streams.contracts import (
+    MAX_AMOUNT,
+    MAX_MESSAGE_BYTES,
+    ContractError,
+    Envelope,
+    bounded,
+    format_time,
+    make,
+    parse_time,
+)
 from streams.sources.crm import CHANGE_SUFFIXES as SUFFIXES
-from streams.sources.dataset import Rejection, SourceRecord, json_objects
+from streams.sources.dataset import (
+    Rejection,
+    SourceRecord,
+    bounded_lines,
+    json_objects,
+    read_whole,
+)
+
+MAX_CHANGE_LINE = MAX_MESSAGE_BYTES  # one change event on one line: the contract's record bound
 
 SOURCE = "crm-cdc"
 KINDS = {
@@ -420,15 +437,25 @@ class Fold:
         return SourceRecord("crm", envelope, envelope.to_bytes())
 
 
-def _events(raw: bytes, origin: str) -> Iterator[tuple[str, Any] | Rejection]:
-    """Every event object of one file (JSON or JSON lines), with where it came from."""
+def _events(source: bytes | Path, origin: str) -> Iterator[tuple[str, Any] | Rejection]:
+    """Every event object of one file (JSON or JSON lines), with where it came from. A file on
+    disk is read as it goes: JSON lines one bounded line at a time (a 100 MB one-line file held
+    its whole size, several times over, before), a JSON document whole up to the limit."""
     if origin.lower().endswith((".jsonl", ".ndjson")):
-        for number, line in enumerate(raw.splitlines(), start=1):
-            if line.strip():
+        for number, line in enumerate(_lines(source), start=1):
+            if line is None:
+                yield Rejection(
+                    f"{origin}:{number}", f"line longer than the {MAX_CHANGE_LINE:,}-byte limit", b""
+                )
+            elif line.strip():
                 try:
                     yield f"{origin}:{number}", orjson.loads(line)
                 except orjson.JSONDecodeError as exc:
                     yield Rejection(f"{origin}:{number}", f"not valid JSON: {exc}", b"")
+        return
+    raw = read_whole(source, "CRM change feed") if isinstance(source, Path) else source
+    if isinstance(raw, Rejection):
+        yield raw
         return
     objects = json_objects(raw, origin, ("events", "records", "value"))
     if isinstance(objects, Rejection):
@@ -437,7 +464,15 @@ def _events(raw: bytes, origin: str) -> Iterator[tuple[str, Any] | Rejection]:
     yield from objects
 
 
-def parse_changes(files: Iterable[tuple[bytes, str]]) -> Iterator[SourceRecord | Rejection]:
+def _lines(source: bytes | Path) -> Iterator[bytes | None]:
+    if isinstance(source, bytes):
+        yield from (line if len(line) <= MAX_CHANGE_LINE else None for line in source.splitlines())
+        return
+    with source.open("rb") as handle:
+        yield from bounded_lines(handle, MAX_CHANGE_LINE)
+
+
+def parse_changes(files: Iterable[tuple[bytes | Path, str]]) -> Iterator[SourceRecord | Rejection]:
     """Every event of the given ``(bytes, origin)`` files folded in commit-time order; never raises."""
     changes: list[Change] = []
     for raw, origin in files:

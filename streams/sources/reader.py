@@ -75,7 +75,7 @@ def _read_folder(folder: Path, keep_subject: bool) -> Iterator[SourceRecord | Re
     for file in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
         if file.parent != folder and is_change_file(file):
             # read_sources folds the change feeds at the top of a folder; deeper ones are read alone
-            yield from parse_changes([(file.read_bytes(), str(file))])
+            yield from parse_changes([(file, str(file))])
         else:
             yield from _read_files(file, keep_subject, file_kind(file))
 
@@ -104,7 +104,7 @@ def read_sources(
             feeds.extend(change_files(path, sniff=kind is None))
         streams.append(_by_time(_read_files(path, keep_subject, kind)))
     if feeds:
-        streams.append(_by_time(parse_changes((feed.read_bytes(), str(feed)) for feed in feeds)))
+        streams.append(_by_time(parse_changes((feed, str(feed)) for feed in feeds)))
     return heapq.merge(*streams, key=lambda i: i.envelope.occurred_at if isinstance(i, SourceRecord) else "")
 
 

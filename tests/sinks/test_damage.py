@@ -76,3 +76,25 @@ def test_the_check_compares_the_stream_s_counts(home: Path) -> None:
     assert (
         report["tables"]["interactions"]["written"] == 10 and report["tables"]["interactions"]["stored"] > 0
     )
+
+
+def test_a_part_deleted_outright_is_found_by_the_distinct_keys_written(home: Path) -> None:
+    """No trace of a deleted part stays inside ClickHouse; the distinct keys every writer wrote
+    (streams.sinks.written, kept under RAPPORT_HOME) still know the rows were there."""
+    import shutil
+
+    ok = rapport(home, "warehouse", "check", "--json")
+    report = orjson.loads(ok.stdout.strip().splitlines()[-1])
+    assert ok.returncode == 0, report["problems"]
+    interactions = report["tables"]["interactions"]
+    assert interactions["stored"] > 0
+    assert abs(interactions["expected"] - interactions["stored"]) <= 0.01 * interactions["stored"] + 1
+    parts = sorted((home / "warehouse" / "data" / "rapport" / "interactions").glob("all_*"))
+    largest = max(parts, key=lambda p: sum(f.stat().st_size for f in p.rglob("*")))
+    shutil.rmtree(largest)
+    check = rapport(home, "warehouse", "check", "--json")
+    report = orjson.loads(check.stdout.strip().splitlines()[-1])
+    assert check.returncode == 1
+    (problem,) = [p for p in report["problems"] if p.startswith("interactions:")]
+    assert "rows were lost" in problem
+    assert report["tables"]["interactions"]["stored"] < interactions["stored"]

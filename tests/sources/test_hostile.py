@@ -195,6 +195,21 @@ def test_huge_files_are_read_with_bounded_memory(tmp_path: Path) -> None:
         handle.truncate(MAX_WHOLE_FILE + 1)
     (rejection,) = read_sources([big_ics])
     assert isinstance(rejection, Rejection) and "split it" in rejection.reason
+    # a CRM change feed: an 8 MB line is one rejection, the lines around it are read; a JSON
+    # document over the limit is rejected before it is read
+    feed = tmp_path / "changes.jsonl"
+    change = b'{"entity": "account", "change_type": "create", "record_ids": ["a"], "changed_fields": [], '
+    change += b'"commit_timestamp": "2026-01-05T00:00:00Z", "fields": {"name": "Acme"}}\n'
+    feed.write_bytes(change + b'{"entity": "' + body + b'"}\n' + change.replace(b'"a"', b'"b"'))
+    items = list(read_sources([feed], kind="crm"))
+    rejections = [i for i in items if isinstance(i, Rejection)]
+    assert len(rejections) == 1 and "line longer than" in rejections[0].reason
+    assert rejections[0].origin.endswith(":2") and len([i for i in items if isinstance(i, SourceRecord)]) == 2
+    big_feed = tmp_path / "changes.json"
+    with big_feed.open("wb") as handle:
+        handle.truncate(MAX_WHOLE_FILE + 1)
+    (rejection,) = read_sources([big_feed], kind="crm")
+    assert isinstance(rejection, Rejection) and "split it" in rejection.reason
 
 
 def test_control_characters_are_stripped_from_calendar_addresses() -> None:
