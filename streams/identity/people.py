@@ -10,12 +10,13 @@ outside the seller domains with one of them (``kmpresto@hotmail.com`` signed "Ke
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from collections.abc import MutableMapping
 from functools import lru_cache
 from typing import Any
+
+from streams.sources.redact import keyed_hash
 
 NAME_KEY = "seller-name:"  # → the seller address a name key was first seen on
 LOCAL_KEY = "seller-local:"  # → the seller address a first.last local part was first seen on
@@ -31,11 +32,13 @@ def name_words(display_name: str) -> list[str]:
 
 
 def name_key(display_name: str) -> str | None:
-    """A hash standing for a person's name (at least two words), or ``None``."""
+    """A hash standing for a person's name (at least two words), or ``None``. Keyed, as subjects
+    are (:func:`streams.sources.redact.keyed_hash`): an unkeyed hash of a guessed name could be
+    confirmed offline from a warehouse, and it stays in a row after ``forget``."""
     words = name_words(display_name)
     if len(words) < 2:
         return None
-    return hashlib.sha256(" ".join(words).encode()).hexdigest()[:16]
+    return keyed_hash("name:" + " ".join(words))[:16]
 
 
 @lru_cache(maxsize=65536)

@@ -184,7 +184,13 @@ def scrub(value: Any, address: str) -> Any:
     if isinstance(value, list | tuple):
         return [scrub(v, address) for v in value if not (isinstance(v, str) and is_address(v, address))]
     if isinstance(value, dict):
-        return {k: scrub(v, address) for k, v in value.items() if not holds(k, address)}
+        # the person's name key (a keyed hash of their display name) goes with their address
+        theirs = isinstance(value.get("sender"), str) and is_address(value["sender"], address)
+        return {
+            k: scrub(v, address)
+            for k, v in value.items()
+            if not holds(k, address) and not (theirs and k == "sender_name_key")
+        }
     return value
 
 

@@ -152,6 +152,10 @@ def test_scrub_removes_the_address_from_nested_values() -> None:
     detail = orjson.dumps({"sender": "Ann@Buyer.example", "attendees": {address: "ACCEPTED", "b@x.y": "NO"}})
     assert scrub([address, "b@x.y"], address) == ["b@x.y"]
     assert orjson.loads(scrub(detail.decode(), address)) == {"sender": "", "attendees": {"b@x.y": "NO"}}
+    mail = {"sender": "ann@buyer.example", "sender_name_key": "3f2a", "size_bytes": 10}
+    assert scrub(mail, address) == {"sender": "", "size_bytes": 10}  # their name key goes too
+    other = {"sender": "bob@buyer.example", "sender_name_key": "77aa"}
+    assert scrub(other, address) == other
     with pytest.raises(ForgetError, match="not an email address"):
         checked_address("x' OR 1=1 --")
 
