@@ -2,7 +2,8 @@
 
     python bench/replay.py [--accounts 100] [--json]
 
-Prints events/s for the whole replay and for the pure core alone (resolve + score, no I/O), and
+Prints events/s for the whole replay and for the pure core alone (resolve, then the shared loop
+:func:`streams.runtime.loop.run` over in-memory ports: no warehouse, no broker), and
 the replay's CPU seconds (this process and chDB's threads): on a shared machine wall time varies
 with other people's load, CPU time much less.
 """
@@ -20,9 +21,9 @@ from streams.config import Settings
 from streams.identity.resolver import Resolver
 from streams.runtime.collector import relax_collector
 from streams.runtime.replay import replay
-from streams.scoring.engine import Scoring
 from streams.sources.dataset import read_dataset, write_dataset
 from streams.sources.synthetic import SELLER_DOMAIN, generate
+from streams.testing import run_in_memory
 
 
 def main() -> None:
@@ -42,10 +43,8 @@ def main() -> None:
         resolver = Resolver(settings.seller_domains)
         started = time.perf_counter()
         records = [(o.account_id, o.envelope) for e in events for o in resolver.resolve(e)]
-        scoring = Scoring({}, settings.allowed_lateness_s)
-        for account_id, envelope in records:
-            scoring.on_item(account_id, envelope)
-        scoring.snapshot()
+        # the shared loop over in-memory ports, in replay's step size, settled at the watermark
+        run_in_memory(records, (settings.sink_batch_size,), settings.allowed_lateness_s, end=None)
         core_s = time.perf_counter() - started
 
         started, cpu_started = time.perf_counter(), time.process_time()

@@ -13,13 +13,16 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import fastjsonschema
 import orjson
+
+# the records' time codec, re-exported: every contract user parses and formats times with it
+from streams.records import format_time as format_time
+from streams.records import parse_time as parse_time
 
 MAX_MESSAGE_BYTES = 1_000_000
 BATCH_SCHEMA = "interaction_batch/1"
@@ -244,13 +247,3 @@ def unbatch(envelope: Envelope) -> tuple[list[Envelope], list[tuple[bytes, str]]
         except ContractError as exc:
             broken.append((orjson.dumps(document), f"{BATCH_SCHEMA} record {index}: {exc}"))
     return records, broken
-
-
-def parse_time(value: str) -> datetime:
-    """ISO 8601 with offset (as the contracts require) → aware UTC datetime."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def format_time(value: datetime) -> str:
-    """Aware datetime → the contracts' ISO form in UTC with millisecond precision."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

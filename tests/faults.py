@@ -1,13 +1,15 @@
 """Fault injection for tests: a warehouse client that fails its inserts on a switch.
 
-Production code has no fault switches. A worker process started by a test wraps its warehouse
-client with :func:`switched_outage` when ``RAPPORT_WAREHOUSE_CLIENT_WRAPPER`` names it
-(``tests.faults:switched_outage``, see :func:`streams.runtime.app.open_warehouse_client`).
+Production code has no fault switches. A fault test starts its worker with
+:data:`FAULTY_WORKER` (``python -m tests.faults``, given to :class:`streams.runtime.stack.Stack`):
+this module's ``__main__`` replaces :func:`streams.runtime.app.open_warehouse_client` with one that
+wraps the real client in :class:`SwitchedOutage`, then runs ``rapport worker`` as usual.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 from streams.sinks.warehouse import Client, WarehouseError
 
 OUTAGE_SWITCH_ENV = "RAPPORT_FAULT_WAREHOUSE_OUTAGE_FILE"
+FAULTY_WORKER = (sys.executable, "-m", "tests.faults")  # a worker whose warehouse fails on the switch
 
 
 class SwitchedOutage:
@@ -56,3 +59,17 @@ class SwitchedOutage:
 def switched_outage(client: Client) -> Client:
     """``client`` in a :class:`SwitchedOutage` on the file named by the fault-test variable."""
     return SwitchedOutage(client, Path(os.environ[OUTAGE_SWITCH_ENV]))
+
+
+def open_switched_client(url: str) -> Client:
+    from streams.sinks.warehouse import connect
+
+    return switched_outage(connect(url))
+
+
+if __name__ == "__main__":
+    import streams.runtime.app
+    from streams.cli import main
+
+    streams.runtime.app.open_warehouse_client = open_switched_client
+    main(["worker"])

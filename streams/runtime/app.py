@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -431,7 +430,7 @@ def create_app(
     clock: Clock | None = None,
     warehouse_client: Callable[[], Client] | None = None,
     sink: RowSink | None = None,
-) -> faust.App:
+) -> App:
     """The faust app with its agents, configured from ``settings``.
 
     ``warehouse_client`` opens the warehouse (default: :func:`open_warehouse_client` on
@@ -625,8 +624,8 @@ def create_app(
             await interactions.send(value=envelope.to_bytes(), partition=partition)
 
     # Handles for tests (faust test_context) and benchmarks.
-    app.rapport_agents = {"resolve": resolve, "score": score, "deadletters": deadletters}  # type: ignore[attr-defined]
-    app.rapport_topics = {  # type: ignore[attr-defined]
+    app.rapport_agents = {"resolve": resolve, "score": score, "deadletters": deadletters}
+    app.rapport_topics = {
         "interactions": interactions,
         "deadletter": deadletter,
         "scores": scores,
@@ -635,16 +634,9 @@ def create_app(
     return app
 
 
-CLIENT_WRAPPER_ENV = "RAPPORT_WAREHOUSE_CLIENT_WRAPPER"
-
-
-def open_warehouse_client(url: str, env: Mapping[str, str] = os.environ) -> Client:
-    """The warehouse client, wrapped by ``module:function`` from ``RAPPORT_WAREHOUSE_CLIENT_WRAPPER``
-    when set: how a test puts its fault-injecting client (tests/faults.py) into a worker process."""
+def open_warehouse_client(url: str) -> Client:
+    """The worker's warehouse client (a fault test starts its worker through ``tests/faults.py``,
+    which replaces this function with one that wraps the client)."""
     from streams.sinks.warehouse import connect
 
-    client = connect(url)
-    if wrapper := env.get(CLIENT_WRAPPER_ENV, "").strip():
-        module, _, name = wrapper.partition(":")
-        client = getattr(importlib.import_module(module), name)(client)
-    return client
+    return connect(url)

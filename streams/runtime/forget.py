@@ -27,11 +27,13 @@ from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 from streams.config import Settings
 from streams.contracts import ContractError, Envelope, format_time, make
 from streams.identity.directory import normalise_address
+from streams.records import CrmAccount, CrmContact, CrmOpportunity, Interaction, payload_of
 from streams.runtime.broker_data import purge_broker
 from streams.runtime.changelog import ChangelogStore
 from streams.runtime.children import alive
@@ -508,104 +510,39 @@ def rows_of(client: Client, table: str, accounts: Iterable[str]) -> list[dict[st
 
 
 def input_envelopes(client: Client, accounts: list[str]) -> list[tuple[str, Envelope]]:
-    """The accounts' remaining interactions and CRM rows, as the envelopes the scorer takes."""
+    """The accounts' remaining interactions and CRM rows, as the envelopes the scorer takes
+    (each record rebuilt from its row by its own shape: :mod:`streams.records`)."""
     records: list[tuple[str, Envelope]] = []
     for row in rows_of(client, "interactions", accounts):
-        payload = {
-            "interaction_id": row["interaction_id"],
-            "account_id": row["account_id"],
-            "occurred_at": format_time(row["occurred_at"]),
-            "channel": row["channel"],
-            "direction": row["direction"],
-            "kind": row["kind"],
-            "sellers": list(row["sellers"]),
-            "buyers": list(row["buyers"]),
-            "thread_id": row["thread_id"] or None,
-            "in_reply_to": row["in_reply_to"] or None,
-            "status": row["status"] or None,
-            "automated": bool(row["automated"]),
-            "match_method": row["match_method"],
-            "match_confidence": float(row["match_confidence"]),
-            "source_event_id": row["source_event_id"],
-            "version": int(row["version"]),
-            "detail": orjson.loads(row["detail"] or "{}"),
-        }
+        interaction = Interaction.from_row(row)
+        payload = payload_of(interaction)
         envelope = Envelope(
-            "interaction/1", row["source_event_id"], "warehouse", payload["occurred_at"], payload
+            "interaction/1", row["source_event_id"], "warehouse", interaction.occurred_at, payload
         )
         records.append((row["account_id"], envelope))
     for row in rows_of(client, "accounts", accounts):
-        if row["provisional"]:
-            continue  # written by the scorer itself, not an input
-        records.append(
-            (
-                row["account_id"],
-                crm(
-                    "crm_account/1",
-                    f"account:{row['account_id']}",
-                    row,
-                    {
-                        "account_id": row["account_id"],
-                        "name": row["name"],
-                        "domains": list(row["domains"]),
-                        "owner": row["owner"] or None,
-                        "industry": row["industry"] or None,
-                    },
-                ),
+        if not row["provisional"]:  # a provisional row is written by the scorer itself, not an input
+            account = CrmAccount.from_row(row)
+            records.append(
+                (row["account_id"], crm("crm_account/1", f"account:{account.account_id}", row, account))
             )
-        )
     for row in rows_of(client, "contacts", accounts):
+        contact = CrmContact.from_row(row)
         records.append(
-            (
-                row["account_id"],
-                crm(
-                    "crm_contact/1",
-                    f"contact:{row['contact_id']}",
-                    row,
-                    {
-                        "contact_id": row["contact_id"],
-                        "account_id": row["account_id"],
-                        "email": row["email"],
-                        "name": row["name"],
-                        "title": row["title"] or None,
-                        "active": bool(row["active"]),
-                    },
-                ),
-            )
+            (row["account_id"], crm("crm_contact/1", f"contact:{contact.contact_id}", row, contact))
         )
     for row in rows_of(client, "opportunities", accounts):
-        records.append(
-            (
-                row["account_id"],
-                crm(
-                    "crm_opportunity/1",
-                    f"opportunity:{row['opportunity_id']}",
-                    row,
-                    {
-                        "opportunity_id": row["opportunity_id"],
-                        "account_id": row["account_id"],
-                        "stage": row["stage"],
-                        "status": row["status"],
-                        "amount": float(row["amount"]),
-                        "owner": row["owner"] or None,
-                        "created_at": format_time(row["created_at"]),
-                    },
-                ),
-            )
-        )
+        opportunity = CrmOpportunity.from_row(row)
+        event_id = f"opportunity:{opportunity.opportunity_id}"
+        records.append((row["account_id"], crm("crm_opportunity/1", event_id, row, opportunity)))
     return records
 
 
-def crm(schema: str, event_id: str, row: dict[str, Any], payload: dict[str, Any]) -> Envelope:
+def crm(schema: str, event_id: str, row: dict[str, Any], record: msgspec.Struct) -> Envelope:
     updated_at = format_time(row["updated_at"])
+    source = row.get("source") or "warehouse"
     try:
-        return make(
-            schema,
-            f"{event_id}:{updated_at}",
-            row.get("source") or "warehouse",
-            updated_at,
-            {**payload, "updated_at": updated_at},
-        )
+        return make(schema, f"{event_id}:{updated_at}", source, updated_at, payload_of(record))
     except ContractError as exc:
         raise ForgetError(f"cannot rebuild a {schema} record from the warehouse: {exc}") from exc
 

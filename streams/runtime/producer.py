@@ -25,7 +25,6 @@ from kafka import KafkaProducer
 
 from streams.config import TOPIC_DEADLETTER, TOPIC_RAW
 from streams.contracts import ContractError
-from streams.deadletters import dead_letter
 from streams.identity.resolver import Resolved, Resolver
 from streams.runtime.broker import BrokerError
 from streams.sources.dataset import Rejection, SourceRecord
@@ -64,7 +63,7 @@ class EventProducer:
             self.producer.send(TOPIC_RAW, value=item.raw, key=key.encode()).add_errback(self._failed)
             self.sent[item.source] += 1
         else:
-            letter = dead_letter(item.origin, "ingest", item.reason, item.raw)
+            letter = item.letter()
             future = self.producer.send(
                 TOPIC_DEADLETTER, value=letter.to_bytes(), key=letter.event_id.encode()
             )

@@ -120,7 +120,7 @@ def replay_steps(
         summary.read += 1
         digest.update(item.raw)
         if isinstance(item, Rejection):
-            letters.append(dead_letter(item.origin, "ingest", item.reason, item.raw))
+            letters.append(item.letter())
             summary.rejected += 1
         else:
             try:

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -67,8 +67,15 @@ def consumer_lag(bootstrap: str, group: str, topics: tuple[str, ...] = CONSUMED_
 class Stack:
     """Broker and workers for one run; a context manager."""
 
-    def __init__(self, settings: Settings, workers: int = 1, fresh_state: bool | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        workers: int = 1,
+        fresh_state: bool | None = None,
+        worker_command: Sequence[str] = (sys.executable, "-m", "streams", "worker"),
+    ) -> None:
         self.settings = settings
+        self.worker_command = list(worker_command)  # tests start a worker with a faulty client
         self.workers_wanted = workers
         self.broker: EmbeddedBroker | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -107,9 +114,7 @@ class Stack:
         env = {**os.environ, **settings.as_env(), "RAPPORT_WORKER_INDEX": str(index)}
         settings.home.mkdir(parents=True, exist_ok=True)
         with self.worker_log(index).open("ab") as log_file:
-            process = children.spawn(
-                settings.home, [sys.executable, "-m", "streams", "worker"], log_file, env
-            )
+            process = children.spawn(settings.home, self.worker_command, log_file, env)
         if index < len(self.workers):
             self.workers[index] = process
         else:

@@ -38,9 +38,15 @@ class Transport(driver.Transport):
 
 
 class App(faust.App):
-    """A faust app on :class:`Transport` (the broker URL's scheme stays ``kafka://``)."""
+    """A faust app on :class:`Transport` (the broker URL's scheme stays ``kafka://``).
+
+    ``rapport_agents`` and ``rapport_topics`` name what :func:`streams.runtime.app.create_app`
+    declared, for agent tests (faust's ``test_context``) and benchmarks.
+    """
 
     fetch_wait_ms: int = FAUST_FETCH_WAIT_MS
+    rapport_agents: dict[str, faust.types.AgentT[Any]]
+    rapport_topics: dict[str, faust.types.TopicT]
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)

@@ -11,6 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
+from streams.records import held_from_stored
 from streams.scoring.profile import DAY, Profile
 from streams.scoring.relationship import is_relationship
 
@@ -28,7 +31,7 @@ class Account:
     seen: dict[str, float] = field(default_factory=dict)  # event id -> event time, within lateness
     seen_limit: int = 64  # prune ``seen`` when it grows past this (amortised, not per event)
     pruned: str = ""  # the ids pruned from ``seen``, as a Bloom filter (streams.scoring.bloom)
-    pending: list[list[Any]] = field(default_factory=list)  # [at, event id, kind, data]
+    pending: list[list[Any]] = field(default_factory=list)  # [at, event id, kind, held record]
     late: int = 0
     rescore: bool = False  # a late record came: the live worker rescores it from the warehouse
     listed: bool = False  # an accounts row exists (from the CRM, or a provisional one written here)
@@ -82,12 +85,18 @@ class Account:
     # --- persistence -------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        stored = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        stored["pending"] = msgspec.to_builtins(self.pending)  # held records as lists of values
+        return stored
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Any:
         # Fields a newer model dropped are ignored; ones it added take their defaults.
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["pending"] = [
+            [at, event_id, kind, held_from_stored(kind, held)]
+            for at, event_id, kind, held in known.get("pending") or ()
+        ]
         # A state stored before the conversation rule keeps its verdict (it had no topics to test).
         known.setdefault("conversed", "exchanged" in data)
         return cls(**known)

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from streams.records import HeldInteraction
 from streams.scoring.account import Account
 from streams.scoring.health import TIERS, held_tier
 from streams.scoring.profile import DAY, Profile
@@ -261,19 +262,19 @@ def _engagement_drop(state: Account, end: float, profile: Profile) -> list[dict[
 
 
 def event_alerts(
-    state: Account, at: float, event_id: str, item: dict[str, Any], profile: Profile
+    state: Account, at: float, event_id: str, item: HeldInteraction, profile: Profile
 ) -> list[dict[str, Any]]:
     """Rules that fire on an event: unanswered outreach streaks and meeting cancellations."""
     a = profile.alerts
     rows: list[dict[str, Any]] = []
-    outreach = item["ch"] in ("email", "meeting") and item["status"] != "cancelled"
-    if item["dir"] == "outbound" and outreach and int(item["version"]) == 0:
+    outreach = item.channel in ("email", "meeting") and item.status != "cancelled"
+    if item.direction == "outbound" and outreach and int(item.version) == 0:
         # unique messages (copies are removed upstream; a meeting's updates are one invitation)
         state.outreach = [*state.outreach, [at, event_id]][-int(a.unanswered_streak) * 2 :]
-    elif item["dir"] in ("inbound", "mutual"):
+    elif item.direction in ("inbound", "mutual"):
         state.outreach = []
         rows += resolve_kind(state, "unanswered_streak", at, "the buyer answered", profile)
-    if item["ch"] == "meeting" and item["status"] == "cancelled":
+    if item.channel == "meeting" and item.status == "cancelled":
         state.cancellations = [c for c in state.cancellations if at - c[0] <= a.cancellation_days * DAY] + [
             [at, event_id]
         ]
@@ -288,8 +289,8 @@ def event_alerts(
                 {"events": [c[1] for c in state.cancellations]},
                 profile,
             )
-    if item["dir"] in ("inbound", "mutual"):
-        for buyer in item["buyers"]:
+    if item.direction in ("inbound", "mutual"):
+        for buyer in item.buyers:
             rows += resolve_alert(state, "contact_silent", buyer, at, "the contact wrote again", profile)
     return rows
 

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from streams.contracts import parse_time
+from streams.records import HeldInteraction
 from streams.scoring.account import Account
 from streams.scoring.profile import DAY, Profile
 
@@ -27,13 +28,13 @@ def _recent(mark: list[Any] | None, start: float, days: float) -> str | None:
 
 
 def meeting_preparedness(
-    state: Account, at: float, event_id: str, meeting: dict[str, Any], profile: Profile
+    state: Account, at: float, event_id: str, meeting: HeldInteraction, profile: Profile
 ) -> dict[str, Any]:
     p = profile.preparedness
-    detail = meeting["detail"]
-    buyers: list[str] = meeting["buyers"]
+    detail = meeting.detail
+    buyers: list[str] = meeting.buyers
     organizer = detail.get("organizer") or ""
-    seller = organizer if organizer in meeting["sellers"] else (meeting["sellers"] or [""])[0]
+    seller = organizer if organizer in meeting.sellers else (meeting.sellers or [""])[0]
     created = parse_time(detail["created"]).timestamp() if detail.get("created") else None
 
     signals: dict[str, dict[str, Any]] = {}
@@ -85,15 +86,15 @@ def meeting_preparedness(
         "lead_time_days": None if created is None else round((at - created) / DAY, 2),
     }
     return {
-        "meeting_id": meeting["iid"],
+        "meeting_id": meeting.interaction_id,
         "account_id": state.account_id,
         "starts_at": datetime.fromtimestamp(at, UTC),
         "seller": seller,
         "score": score,
         "explanation": orjson.dumps(explanation, option=orjson.OPT_SORT_KEYS).decode(),
         "model_version": profile.model_version,
-        "version": int(meeting["version"]) + 1,
-        "status": meeting.get("status") or "",
+        "version": int(meeting.version) + 1,
+        "status": meeting.status or "",
         "tier": tier,
         "buyer_attendees": len(buyers),
         "missing": missing,

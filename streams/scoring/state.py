@@ -14,9 +14,22 @@ import bisect
 import math
 from typing import Any
 
-import orjson
+import msgspec
 
 from streams.contracts import Envelope, parse_time
+from streams.records import (
+    CrmAccount,
+    CrmContact,
+    CrmOpportunity,
+    CrmSeller,
+    Held,
+    HeldAccount,
+    HeldContact,
+    HeldInteraction,
+    HeldOpportunity,
+    Interaction,
+    provisional_account_row,
+)
 from streams.scoring import bloom
 from streams.scoring.account import Account
 from streams.scoring.alerts import contact_left, daily_alerts, event_alerts
@@ -92,8 +105,8 @@ class AccountState(Account):
         if not due:
             return rows
         settling, self.pending = self.pending[:due], self.pending[due:]
-        for at, event_id, kind, data in settling:
-            scored = kind == "interaction" and not data["automated"]
+        for at, event_id, _kind, data in settling:
+            scored = isinstance(data, HeldInteraction) and not data.automated
             # Every record closes the days before its own (not only scored ones), and before it
             # counts: a day's final row is the same whether an event or stream time closed it.
             self._advance(at, profile, rows, start=scored)
@@ -101,29 +114,29 @@ class AccountState(Account):
             self.settled_until = at
             if scored:
                 self.scored_until = at
-            self._observe(at, kind, data, rows)
-            rows.extend(self._settle_one(at, event_id, kind, data, profile))
+            self._observe(at, data, rows)
+            rows.extend(self._settle_one(at, event_id, data, profile))
         return rows
 
-    def _observe(self, at: float, kind: str, data: dict[str, Any], rows: list[Row]) -> None:
+    def _observe(self, at: float, data: Held, rows: list[Row]) -> None:
         """Count the relationship rule's evidence; a domain account becomes listed (a provisional
         accounts row) when it first becomes a relationship."""
-        if kind in ("account", "contact", "opportunity"):
+        if not isinstance(data, HeldInteraction):
             self.crm_listed = True
-        elif kind == "interaction":
-            if data["match"] in CRM_METHODS:
+        else:
+            if data.match_method in CRM_METHODS:
                 self.crm_listed = True
-            way = exchange(data["ch"], data["dir"], data["automated"])
-            if way and int(data["version"]) == 0:
+            way = exchange(data.channel, data.direction, data.automated)
+            if way and int(data.version) == 0:
                 self.exchanged[way] += 1
-                if not self.conversed and note_topics(self.topics, data.get("topics", ()), way):
+                if not self.conversed and note_topics(self.topics, data.topics, way):
                     self.conversed, self.topics = True, {}
                 first = self.exchange_span[0] if self.exchange_span else at
                 self.exchange_span = [
                     min(first, at),
                     max(self.exchange_span[-1] if self.exchange_span else at, at),
                 ]
-            if way == "inbound" and data["detail"].get("sender_seller_twin"):
+            if way == "inbound" and data.detail.get("sender_seller_twin"):
                 self.affiliate = True  # the ledger's affiliate evidence (streams.identity.relationship)
         if not self.listed and self.is_relationship():
             rows.append(("accounts", provisional_account_row(self.account_id)))
@@ -215,38 +228,36 @@ class AccountState(Account):
 
     # --- one settled event -------------------------------------------------------------------
 
-    def _settle_one(
-        self, at: float, event_id: str, kind: str, data: dict[str, Any], profile: Profile
-    ) -> list[Row]:
+    def _settle_one(self, at: float, event_id: str, data: Held, profile: Profile) -> list[Row]:
         rows: list[Row] = []
-        if kind == "contact":
-            seniority, department = classify_title(data["title"])
-            was_active = self.contacts.get(data["email"], ["", "", 1])[2]
-            self.contacts[data["email"]] = [seniority, department, int(data["active"])]
-            if was_active and not data["active"]:
-                rows.extend(("alerts", r) for r in contact_left(self, at, event_id, data["email"], profile))
-        elif kind == "opportunity":
-            before = self.opportunities.get(data["id"])
-            status = data["status"]
-            self.opportunities[data["id"]] = [data["stage"], status]
-            if before and before[0] != data["stage"] and status == "open":
+        if isinstance(data, HeldContact):
+            seniority, department = classify_title(data.title)
+            was_active = self.contacts.get(data.email, ["", "", 1])[2]
+            self.contacts[data.email] = [seniority, department, int(data.active)]
+            if was_active and not data.active:
+                rows.extend(("alerts", r) for r in contact_left(self, at, event_id, data.email, profile))
+        elif isinstance(data, HeldOpportunity):
+            before = self.opportunities.get(data.opportunity_id)
+            status = data.status
+            self.opportunities[data.opportunity_id] = [data.stage, status]
+            if before and before[0] != data.stage and status == "open":
                 note_stage_advanced(self, at, event_id, profile)
-        elif kind == "account":
-            if self.owner and data["owner"] and data["owner"] != self.owner:
-                self.owner_change = [data["owner"], at]
-            self.owner = data["owner"] or self.owner
-        elif data["automated"]:
+        elif isinstance(data, HeldAccount):
+            if self.owner and data.owner and data.owner != self.owner:
+                self.owner_change = [data.owner, at]
+            self.owner = data.owner or self.owner
+        elif data.automated:
             self.automated += 1
         else:
             rows.extend(self._settle_interaction(at, event_id, data, profile))
         return rows
 
     def _settle_interaction(
-        self, at: float, event_id: str, item: dict[str, Any], profile: Profile
+        self, at: float, event_id: str, item: HeldInteraction, profile: Profile
     ) -> list[Row]:
         rows: list[Row] = []
-        direction, channel, buyers = item["dir"], item["ch"], item["buyers"]
-        if int(item["version"]) == 0:
+        direction, channel, buyers = item.direction, item.channel, item.buyers
+        if int(item.version) == 0:
             self.interactions += 1
         if channel == "meeting" and buyers:
             rows.append(("meeting_preparedness", meeting_preparedness(self, at, event_id, item, profile)))
@@ -254,13 +265,13 @@ class AccountState(Account):
         new_buyers = [b for b in buyers if b not in known]
         note_outcomes(self, at, event_id, item, new_buyers, profile)
         rows.extend(("alerts", r) for r in event_alerts(self, at, event_id, item, profile))
-        for seller in item["sellers"]:
+        for seller in item.sellers:
             self.sellers[seller] = max(self.sellers.get(seller, 0.0), at)
         if channel == "crm" and direction == "internal":
-            for seller in item["sellers"]:
+            for seller in item.sellers:
                 self.crm_work[seller] = [at, event_id]
         elif direction == "internal":
-            for seller in item["sellers"]:
+            for seller in item.sellers:
                 self.internal_work[seller] = [at, event_id]
         if direction in ("outbound", "mutual"):
             for buyer in buyers:
@@ -271,7 +282,7 @@ class AccountState(Account):
         if direction in ("inbound", "mutual"):
             # Who wrote: the sender (or organizer) of inbound mail, not whoever else was cc'd;
             # every contact of a logged call or meeting.
-            author = item["detail"].get("sender") or item["detail"].get("organizer")
+            author = item.detail.get("sender") or item.detail.get("organizer")
             writers = [author] if direction == "inbound" and author in buyers else buyers
             for buyer in writers:
                 previous = self.last_in.get(buyer)
@@ -290,11 +301,12 @@ class AccountState(Account):
                 and set(buyers) & set(meeting["buyers"])
             ):
                 meeting["followed"] = event_id
-        if channel == "meeting" and buyers and item["status"] != "cancelled":
-            end = parse_time(item["detail"]["end"]).timestamp() if item["detail"].get("end") else at
-            if self.last_meeting.get("id") != item["iid"]:
-                self.last_meeting = {"id": item["iid"], "end": end, "buyers": buyers, "followed": None}
-        if direction != "internal" and item["status"] != "cancelled":
+        if channel == "meeting" and buyers and item.status != "cancelled":
+            end = parse_time(item.detail["end"]).timestamp() if item.detail.get("end") else at
+            if self.last_meeting.get("id") != item.interaction_id:
+                meeting = {"id": item.interaction_id, "end": end, "buyers": buyers, "followed": None}
+                self.last_meeting = meeting
+        if direction != "internal" and item.status != "cancelled":
             # Intensity counts what the buyer side does (writes, meets); total counts every touch.
             buyer_side = direction in ("inbound", "mutual") or channel == "meeting"
             self.add_decayed(
@@ -322,167 +334,30 @@ def _decay_add(sum_at: list[float], at: float, half_life_s: float) -> list[float
     return [total + math.pow(2.0, -(as_of - at) / half_life_s), as_of]
 
 
-def _record(envelope: Envelope) -> tuple[list[Row], str, dict[str, Any]]:
-    """The rows a record writes at once, and what scoring keeps of it until it settles.
+def _record(envelope: Envelope) -> tuple[list[Row], str, Held | None]:
+    """The rows a record writes at once, and what scoring holds of it until it settles.
 
-    Reads every field it needs here, so a malformed record fails on arrival (and is reported)
-    instead of later inside :meth:`AccountState.settle`.
+    Reads every field it needs here (a typed record: :mod:`streams.records`), so a malformed
+    record fails on arrival (and is reported) instead of later inside :meth:`AccountState.settle`.
     """
-    p = envelope.payload
-    schema = envelope.schema
+    schema, source = envelope.schema, envelope.source
     if schema == "interaction/1":
-        detail = p.get("detail") or {}
-        data = {
-            "iid": p["interaction_id"],
-            "dir": p["direction"],
-            "ch": p["channel"],
-            "sellers": list(p["sellers"]),
-            "buyers": list(p["buyers"]),
-            "status": p.get("status"),
-            "version": int(p.get("version") or 0),
-            "reply_to": p.get("in_reply_to"),
-            "topics": conversation_keys(
-                p["interaction_id"], p.get("thread_id"), p.get("in_reply_to"), detail.get("topic")
-            ),
-            "automated": bool(p["automated"]),
-            "match": p["match_method"],
-            "detail": {
-                k: detail[k]
-                for k in (
-                    "sender",
-                    "organizer",
-                    "partstat",
-                    "end",
-                    "created",
-                    "description_length",
-                    "sender_seller_twin",
-                )
-                if k in detail
-            },
-        }
-        return [("interactions", interaction_row(envelope))], "interaction", data
+        i = msgspec.convert(envelope.payload, Interaction)
+        topics = conversation_keys(i.interaction_id, i.thread_id, i.in_reply_to, i.detail.get("topic"))
+        return [("interactions", i.row())], "interaction", i.held(topics)
     if schema == "crm_account/1":
-        return [("accounts", account_row(envelope))], "account", {"owner": p.get("owner") or ""}
+        a = msgspec.convert(envelope.payload, CrmAccount)
+        return [("accounts", a.row(source))], "account", a.held()
     if schema == "crm_contact/1":
-        data = {"email": p["email"].lower(), "title": p.get("title"), "active": bool(p.get("active", True))}
-        return [("contacts", contact_row(envelope))], "contact", data
+        c = msgspec.convert(envelope.payload, CrmContact)
+        return [("contacts", c.row(source, *classify_title(c.title)))], "contact", c.held()
     if schema == "crm_opportunity/1":
-        data = {"id": p["opportunity_id"], "stage": p["stage"], "status": p["status"]}
-        return [("opportunities", opportunity_row(envelope))], "opportunity", data
+        o = msgspec.convert(envelope.payload, CrmOpportunity)
+        return [("opportunities", o.row())], "opportunity", o.held()
     if schema == "crm_seller/1":
-        return [("sellers", seller_row(envelope))], "", {}
-    return [], "", {}
+        return [("sellers", msgspec.convert(envelope.payload, CrmSeller).row(source))], "", None
+    return [], "", None
 
 
 def _day(epoch: float) -> int:
     return int(epoch // 86400)
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def _version(updated_at: str) -> int:
-    """CRM upserts: the later record wins, whatever order they arrive in (and any CRM record
-    wins over a provisional row, which has version 0)."""
-    return int(parse_time(updated_at).timestamp() * 1000) + 1
-
-
-def provisional_account_row(account_id: str) -> dict[str, Any]:
-    """An account known only from its domain: listed so boards and data-quality checks see it."""
-    return {
-        "account_id": account_id,
-        "name": account_id,
-        "domains": [account_id],
-        "owner": "",
-        "industry": "",
-        "provisional": 1,
-        "source": "identity",
-        "updated_at": parse_time("1970-01-01T00:00:00Z"),
-        "version": 0,
-    }
-
-
-def interaction_row(envelope: Envelope) -> dict[str, Any]:
-    p = envelope.payload
-    return {
-        "interaction_id": p["interaction_id"],
-        "account_id": p["account_id"],
-        "occurred_at": parse_time(p["occurred_at"]),
-        "channel": p["channel"],
-        "direction": p["direction"],
-        "kind": p.get("kind") or p["channel"],
-        "sellers": p["sellers"],
-        "buyers": p["buyers"],
-        "thread_id": p.get("thread_id") or "",
-        "in_reply_to": p.get("in_reply_to") or "",
-        "status": p.get("status") or "",
-        "automated": int(p["automated"]),
-        "match_method": p["match_method"],
-        "match_confidence": float(p["match_confidence"]),
-        "source_event_id": p["source_event_id"],
-        "detail": _json(p.get("detail") or {}),
-        "version": int(p.get("version") or 0),
-    }
-
-
-def account_row(envelope: Envelope) -> dict[str, Any]:
-    p = envelope.payload
-    return {
-        "account_id": p["account_id"],
-        "name": p["name"],
-        "domains": [d.lower() for d in p["domains"]],
-        "owner": p.get("owner") or "",
-        "industry": p.get("industry") or "",
-        "provisional": 0,
-        "source": envelope.source,
-        "updated_at": parse_time(p["updated_at"]),
-        "version": _version(p["updated_at"]),
-    }
-
-
-def contact_row(envelope: Envelope) -> dict[str, Any]:
-    p = envelope.payload
-    seniority, department = classify_title(p.get("title"))
-    return {
-        "email": p["email"].lower(),
-        "contact_id": p["contact_id"],
-        "account_id": p["account_id"],
-        "name": p.get("name") or "",
-        "title": p.get("title") or "",
-        "seniority": seniority,
-        "department": department,
-        "active": int(p.get("active", True)),
-        "source": envelope.source,
-        "updated_at": parse_time(p["updated_at"]),
-        "version": _version(p["updated_at"]),
-    }
-
-
-def seller_row(envelope: Envelope) -> dict[str, Any]:
-    p = envelope.payload
-    return {
-        "seller_id": p["seller_id"],
-        "name": p["name"],
-        "email": (p.get("email") or "").lower(),
-        "manager": p.get("manager") or "",
-        "team": p.get("team") or "",
-        "source": envelope.source,
-        "updated_at": parse_time(p["updated_at"]),
-        "version": _version(p["updated_at"]),
-    }
-
-
-def opportunity_row(envelope: Envelope) -> dict[str, Any]:
-    p = envelope.payload
-    return {
-        "opportunity_id": p["opportunity_id"],
-        "account_id": p["account_id"],
-        "stage": p["stage"],
-        "status": p["status"],
-        "amount": float(p.get("amount") or 0.0),
-        "owner": p.get("owner") or "",
-        "created_at": parse_time(p.get("created_at") or p["updated_at"]),
-        "updated_at": parse_time(p["updated_at"]),
-        "version": _version(p["updated_at"]),
-    }

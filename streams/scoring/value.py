@@ -14,28 +14,29 @@ from typing import Any
 
 import orjson
 
+from streams.records import HeldInteraction
 from streams.scoring.account import Account
 from streams.scoring.profile import DAY, Profile
 
 SENIOR = ("exec", "senior")
 
 
-def opens_window(item: dict[str, Any]) -> bool:
+def opens_window(item: HeldInteraction) -> bool:
     """External person-to-person email and meetings get a value; CRM entries and bulk mail do not."""
     return (
-        item["ch"] in ("email", "meeting")
-        and item["dir"] in ("outbound", "inbound", "mutual")
-        and bool(item["buyers"])
-        and int(item["version"]) == 0
+        item.channel in ("email", "meeting")
+        and item.direction in ("outbound", "inbound", "mutual")
+        and bool(item.buyers)
+        and int(item.version) == 0
     )
 
 
-def open_window(state: Account, at: float, event_id: str, item: dict[str, Any], profile: Profile) -> None:
+def open_window(state: Account, at: float, event_id: str, item: HeldInteraction, profile: Profile) -> None:
     outcomes: dict[str, list[Any]] = {}
-    detail = item["detail"]
-    if item["ch"] == "meeting":
+    detail = item.detail
+    if item.channel == "meeting":
         partstat = detail.get("partstat") or {}
-        buyers = item["buyers"]
+        buyers = item.buyers
         accepted = [b for b in buyers if partstat.get(b) == "ACCEPTED"]
         if accepted:
             outcomes["accepted"] = [event_id, len(accepted) / len(buyers)]
@@ -43,18 +44,18 @@ def open_window(state: Account, at: float, event_id: str, item: dict[str, Any], 
             outcomes["declined"] = [event_id, 1.0]
         if any(state.contacts.get(b, [""])[0] in SENIOR for b in buyers):
             outcomes["senior_attendees"] = [event_id, 1.0]
-    if item["status"] == "cancelled":
+    if item.status == "cancelled":
         outcomes["cancelled"] = [event_id, 1.0]
     seller = detail.get("sender") or detail.get("organizer") or ""
     end = at + profile.value.response_window_days * DAY
     state.windows_due = end if state.windows_due is None else min(state.windows_due, end)
-    state.open_values[item["iid"]] = {
+    state.open_values[item.interaction_id] = {
         "at": at,
         "event": event_id,
-        "ch": item["ch"],
-        "dir": item["dir"],
-        "seller": seller if seller in item["sellers"] else (item["sellers"] or [""])[0],
-        "buyers": item["buyers"],
+        "ch": item.channel,
+        "dir": item.direction,
+        "seller": seller if seller in item.sellers else (item.sellers or [""])[0],
+        "buyers": item.buyers,
         "outcomes": outcomes,
     }
 
@@ -63,25 +64,25 @@ def note_outcomes(
     state: Account,
     at: float,
     event_id: str,
-    item: dict[str, Any],
+    item: HeldInteraction,
     new_buyers: list[str],
     profile: Profile,
 ) -> None:
     """Record what this later buyer-side event means for every window still open."""
     window = profile.value.response_window_days * DAY
-    inbound = item["dir"] in ("inbound", "mutual")
-    sender = item["detail"].get("sender")
-    responders = [sender] if sender in item["buyers"] else item["buyers"]
-    reply_to = item.get("reply_to")
+    inbound = item.direction in ("inbound", "mutual")
+    sender = item.detail.get("sender")
+    responders = [sender] if sender in item.buyers else item.buyers
+    reply_to = item.in_reply_to
     for iid, value in state.open_values.items():
         outcomes = value["outcomes"]
-        if iid == item["iid"]:  # a later version of the same meeting
-            if item["status"] == "cancelled":
+        if iid == item.interaction_id:  # a later version of the same meeting
+            if item.status == "cancelled":
                 outcomes["cancelled"] = [event_id, 1.0]
             continue
         if not value["at"] < at <= value["at"] + window:
             continue
-        if value["dir"] == "outbound" and inbound and item["ch"] == "email" and "replied" not in outcomes:
+        if value["dir"] == "outbound" and inbound and item.channel == "email" and "replied" not in outcomes:
             answers = reply_to is not None and iid == f"email:{reply_to}"
             if answers or set(responders) & set(value["buyers"]):
                 outcomes["replied"] = [event_id, 1.0]
@@ -93,7 +94,7 @@ def note_outcomes(
                     state.note_reply_delay(buyer, delay)
         if inbound and new_buyers and "new_colleagues" not in outcomes:
             outcomes["new_colleagues"] = [event_id, 1.0]
-        if item["ch"] == "meeting" and item["status"] != "cancelled":
+        if item.channel == "meeting" and item.status != "cancelled":
             outcomes.setdefault("follow_on_meeting", [event_id, 1.0])
 
 

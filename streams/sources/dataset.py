@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from streams.contracts import MAX_MESSAGE_BYTES, ContractError, Envelope, decode
+from streams.deadletters import dead_letter
 
 FILES = {"email": "email.jsonl", "meeting": "meeting.jsonl", "crm": "crm.jsonl"}
 LABELS = "labels.json"
@@ -49,6 +50,10 @@ class Rejection:
     origin: str
     reason: str
     raw: bytes
+
+    def letter(self) -> Envelope:
+        """Its dead letter (stage ``ingest``), as ``ingest`` publishes it and ``replay`` writes it."""
+        return dead_letter(self.origin, "ingest", self.reason, self.raw)
 
 
 def bounded_lines(handle: BinaryIO, limit: int) -> Iterator[bytes | None]:

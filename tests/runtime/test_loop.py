@@ -231,7 +231,9 @@ def test_a_record_the_core_cannot_use_becomes_a_dead_letter_and_a_rejected_row()
     broken = Envelope("interaction/1", "e1", "test", "2025-07-01T00:00:00.000Z", {"account_id": "a.com"})
     ports = memory_ports()
     ports_used: Ports = ports
-    asyncio.run(run([Step([("a.com", broken), *records()[:20]])], Scoring(ports.store, LATENESS), ports_used))
+    steps = [Step([("a.com", broken), *records()[:20]])]
+    totals = asyncio.run(run(steps, Scoring(ports.store, LATENESS), ports_used))
+    assert totals.applied == 20 and totals.letters == 1  # reported, not raised: the rest applied
     (letter,) = ports.publisher.letters
     assert letter.payload["stage"] == "score" and "scoring failed" in letter.payload["reason"]
     assert [r["rejected_id"] for r in ports.sink.rows["rejected_events"]] == [letter.payload["rejected_id"]]

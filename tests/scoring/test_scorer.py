@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from streams.contracts import Envelope, parse_time
 from streams.identity.resolver import Resolver
-from streams.scoring.engine import Scoring
 from streams.sinks.warehouse import collapse
 from streams.sources.synthetic import SELLER_DOMAIN, generate
 from streams.testing import memory_ports, run_in_memory
@@ -82,14 +81,3 @@ def test_shuffles_within_the_lateness_change_nothing(batch_sizes: list[int], see
     shuffled = sorted(records(), key=arrival)
     assert shuffled != list(records())
     assert final_rows(shuffled, batch_sizes) == baseline()
-
-
-def test_a_record_the_core_cannot_use_is_reported_not_raised() -> None:
-    broken = Envelope("interaction/1", "e1", "test", "2025-07-01T00:00:00.000Z", {"account_id": "a.com"})
-    scoring = Scoring({}, LATENESS)
-    for account_id, envelope in [("a.com", broken), *records()[:50]]:
-        scoring.on_item(account_id, envelope)
-    result = scoring.snapshot()
-    assert [env.event_id for env, _ in result.failed] == ["e1"]
-    assert "scoring failed" in result.failed[0][1]
-    assert result.applied == 50

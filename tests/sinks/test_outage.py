@@ -17,12 +17,11 @@ import pytest
 
 from streams.config import TOPIC_INTERACTIONS, Settings
 from streams.identity.resolver import Resolver
-from streams.runtime.app import CLIENT_WRAPPER_ENV
 from streams.runtime.stack import Stack, consumer_lag
 from streams.runtime.status import read_status
 from streams.sinks.warehouse import Sink
 from streams.sources.dataset import SourceRecord, read_dataset
-from tests.faults import OUTAGE_SWITCH_ENV, SwitchedOutage
+from tests.faults import FAULTY_WORKER, OUTAGE_SWITCH_ENV, SwitchedOutage
 from tests.runtime.live_vs_replay import assert_same, produce, replay_snapshot, snapshot
 
 OUTAGE_S = 8.0
@@ -59,11 +58,11 @@ def test_live_pipeline_pauses_during_an_outage_and_loses_nothing(
 ) -> None:
     switch = tmp_path / "outage"
     monkeypatch.setenv(OUTAGE_SWITCH_ENV, str(switch))  # the worker inherits the environment
-    monkeypatch.setenv(CLIENT_WRAPPER_ENV, "tests.faults:switched_outage")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[2]))  # tests.faults, from any cwd
     items = [item for item in read_dataset(small_dataset) if isinstance(item, SourceRecord)]
     half = len(items) // 2
     resolver = Resolver(settings.seller_domains)
-    with Stack(settings) as stack:
+    with Stack(settings, worker_command=FAULTY_WORKER) as stack:
         stack.start_workers()
         produce(stack.bootstrap, items[:half], resolver)
         deadline = time.monotonic() + 120
