@@ -145,8 +145,8 @@ class Interaction(msgspec.Struct, kw_only=True):
             self.interaction_id,
             self.direction,
             self.channel,
-            list(self.sellers),
-            list(self.buyers),
+            self.sellers,  # a record decoded for this event alone: no copy
+            self.buyers,
             self.status,
             self.version,
             self.in_reply_to,
@@ -360,15 +360,6 @@ class CrmSeller(msgspec.Struct, kw_only=True):
             "updated_at": parse_time(self.updated_at),
             "version": upsert_version(self.updated_at),
         }
-
-
-RECORDS: dict[str, type[msgspec.Struct]] = {
-    "interaction/1": Interaction,
-    "crm_account/1": CrmAccount,
-    "crm_contact/1": CrmContact,
-    "crm_opportunity/1": CrmOpportunity,
-    "crm_seller/1": CrmSeller,
-}
 
 
 def payload_of(record: msgspec.Struct) -> dict[str, Any]:
