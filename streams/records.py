@@ -14,8 +14,8 @@ values per pending record, not a dict of names.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
 
 import msgspec
 import orjson
@@ -122,6 +122,8 @@ class Interaction(msgspec.Struct, kw_only=True):
     """The canonical interaction (``interaction/1``): one email, meeting or CRM activity placed
     on an account by identity resolution."""
 
+    TABLE: ClassVar[str] = "interactions"
+
     interaction_id: str
     account_id: str
     occurred_at: str
@@ -203,6 +205,8 @@ class Interaction(msgspec.Struct, kw_only=True):
 class CrmAccount(msgspec.Struct, kw_only=True):
     """``crm_account/1``."""
 
+    TABLE: ClassVar[str] = "accounts"
+
     account_id: str
     name: str
     domains: list[str]
@@ -238,6 +242,9 @@ class CrmAccount(msgspec.Struct, kw_only=True):
         )
 
 
+ACCOUNTS = "accounts"  # the table of CrmAccount rows and provisional ones
+
+
 def provisional_account_row(account_id: str) -> dict[str, Any]:
     """An account known only from its domain: listed so boards and data-quality checks see it."""
     return {
@@ -255,6 +262,8 @@ def provisional_account_row(account_id: str) -> dict[str, Any]:
 
 class CrmContact(msgspec.Struct, kw_only=True):
     """``crm_contact/1``."""
+
+    TABLE: ClassVar[str] = "contacts"
 
     contact_id: str
     account_id: str
@@ -300,6 +309,8 @@ class CrmContact(msgspec.Struct, kw_only=True):
 class CrmOpportunity(msgspec.Struct, kw_only=True):
     """``crm_opportunity/1`` (``close_date`` and ``next_step`` are not kept)."""
 
+    TABLE: ClassVar[str] = "opportunities"
+
     opportunity_id: str
     account_id: str
     stage: str
@@ -342,6 +353,8 @@ class CrmOpportunity(msgspec.Struct, kw_only=True):
 class CrmSeller(msgspec.Struct, kw_only=True):
     """``crm_seller/1``."""
 
+    TABLE: ClassVar[str] = "sellers"
+
     seller_id: str
     name: str
     updated_at: str
@@ -360,6 +373,95 @@ class CrmSeller(msgspec.Struct, kw_only=True):
             "updated_at": parse_time(self.updated_at),
             "version": upsert_version(self.updated_at),
         }
+
+
+# --- the rows scoring writes ------------------------------------------------------------------
+
+
+class ScoreRow(msgspec.Struct, kw_only=True):
+    """A row the scoring core makes; ``TABLE`` is its warehouse table, ``columns`` what the
+    sink inserts (``explanation``: the JSON the boards and ``rapport explain`` read)."""
+
+    TABLE: ClassVar[str]
+
+    def columns(self) -> dict[str, Any]:
+        return msgspec.structs.asdict(self)
+
+
+class HealthRow(ScoreRow):
+    """An account's health and depth on a day (provisional while the day is open: even version)."""
+
+    TABLE: ClassVar[str] = "account_health"
+    account_id: str
+    as_of: date
+    score: float
+    tier: str
+    depth: float
+    engaged_contacts: int
+    explanation: str
+    model_version: str
+    version: int
+    trend_30d: float
+    seniority_coverage: int
+    function_coverage: int
+    sellers_engaged: int
+    coverage: list[str]
+    last_touch: datetime
+    top_reason: str
+
+
+class AlertRow(ScoreRow):
+    """An alert as raised (version 1, open) or resolved (version 2)."""
+
+    TABLE: ClassVar[str] = "alerts"
+    alert_id: str
+    account_id: str
+    raised_at: datetime
+    kind: str
+    severity: str
+    reason: str
+    explanation: str
+    model_version: str
+    version: int
+    status: str
+    subject: str
+    ended_at: datetime
+
+
+class ValueRow(ScoreRow):
+    """An interaction's value, written when its buyer-response window closes."""
+
+    TABLE: ClassVar[str] = "interaction_value"
+    interaction_id: str
+    account_id: str
+    occurred_at: datetime
+    score: float
+    explanation: str
+    model_version: str
+    version: int
+    channel: str
+    direction: str
+    seller: str
+    buyers: list[str]
+    outcomes: list[str]
+
+
+class PreparednessRow(ScoreRow):
+    """The seller's preparedness for an external meeting, as of its start."""
+
+    TABLE: ClassVar[str] = "meeting_preparedness"
+    meeting_id: str
+    account_id: str
+    starts_at: datetime
+    seller: str
+    score: float
+    explanation: str
+    model_version: str
+    version: int
+    status: str
+    tier: str
+    buyer_attendees: int
+    missing: list[str]
 
 
 def payload_of(record: msgspec.Struct) -> dict[str, Any]:

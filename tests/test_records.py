@@ -22,6 +22,7 @@ from streams.records import (
     payload_of,
 )
 from streams.runtime.loop import Step, run
+from streams.scoring.account import FLAT_NAMES, PARTS
 from streams.scoring.engine import Scoring
 from streams.sinks.warehouse import TABLE_KEYS
 from streams.testing import memory_ports, run_in_memory
@@ -127,9 +128,76 @@ def old_pending(held: Any) -> dict[str, Any]:
     return {old.get(k, k): v for k, v in named.items()}
 
 
+# Every field of a state as stored before it was split into the rules' parts (layout 1: flat).
+FLAT_FIELDS = set(
+    [
+        "account_id",
+        "watermark",
+        "settled_until",
+        "settled",
+        "seen",
+        "seen_limit",
+        "pruned",
+        "pending",
+        "late",
+        "rescore",
+        "listed",
+        "crm_listed",
+        "exchanged",
+        "exchange_span",
+        "affiliate",
+        "conversed",
+        "topics",
+        "contacts",
+        "last_out",
+        "last_in",
+        "last_mail_out",
+        "cadence",
+        "reply_norm",
+        "unanswered",
+        "sellers",
+        "crm_work",
+        "internal_work",
+        "owner",
+        "owner_change",
+        "opportunities",
+        "last_meeting",
+        "decay",
+        "decayed_at",
+        "low_days",
+        "engagement",
+        "open_values",
+        "windows_due",
+        "open_day",
+        "scored_until",
+        "first_day",
+        "day_scores",
+        "last_tier",
+        "outreach",
+        "cancellations",
+        "alerts_open",
+        "alerts_ended",
+        "interactions",
+        "automated",
+        "last_touch",
+        "recent",
+    ]
+)
+
+
+def flat_layout(state: dict[str, Any]) -> dict[str, Any]:
+    """A stored state as layout 1 kept it: every part's fields at the top, under their old names."""
+    flat = {k: v for k, v in state.items() if k not in PARTS and k != "layout"}
+    for name in PARTS:
+        flat |= {FLAT_NAMES.get(name, {}).get(k, k): v for k, v in state[name].items()}
+    assert set(flat) == FLAT_FIELDS
+    return flat
+
+
 def test_a_state_stored_before_the_records_were_typed_loads_and_scores_the_same() -> None:
     """Half the input through the loop (pending records left in the stored states), the states
-    rewritten in the old form, then the rest: the same rows as from the states as stored."""
+    rewritten in the old forms (short-key held records, every field flat), then the rest: the
+    same rows as from the states as stored."""
     from tests.scoring.test_scorer import records
 
     lateness = 10 * 86400.0
@@ -142,7 +210,7 @@ def test_a_state_stored_before_the_records_were_typed_loads_and_scores_the_same(
     before = memory_ports(through_json=True)
     before.store.put(
         {
-            account: state
+            account: flat_layout(state)
             | {
                 "pending": [
                     [at, i, kind, old_pending(held_from_stored(kind, h))]

@@ -124,7 +124,7 @@ async def commit(step: Step, snapshot: Snapshot, ports: Ports) -> Outcome:
     stored = {account_id: state.to_dict() for account_id, state in snapshot.states.items()}
     ports.store.put(stored)
     alerts = rows.get("alerts", [])
-    owners = {a: s.owner for a, s in snapshot.states.items()} if alerts else {}
+    owners = {a: s.sellers.owner for a, s in snapshot.states.items()} if alerts else {}
     await ports.publisher.publish(
         latest_health(rows.get("account_health", [])),
         [(row, owners.get(row["account_id"])) for row in alerts],

@@ -10,38 +10,70 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from streams.records import HeldInteraction
-from streams.scoring.account import Account
-from streams.scoring.health import TIERS, held_tier
+from streams.records import AlertRow, HealthRow, HeldAccount, HeldInteraction
+from streams.scoring.buyers import Buyers
+from streams.scoring.health import TIERS, DayHealth, buyer_side, held_tier, touches
 from streams.scoring.profile import DAY, Profile
+from streams.scoring.sellers import Sellers
 
 SEVERITY_BY_TIER = {"at_risk": "medium", "disengaged": "high"}
 
 
-def _row(state: Account, alert: dict[str, Any], profile: Profile, ended: float | None) -> dict[str, Any]:
-    return {
-        "alert_id": alert["id"],
-        "account_id": state.account_id,
-        "raised_at": datetime.fromtimestamp(alert["raised_at"], UTC),
-        "kind": alert["kind"],
-        "severity": alert["severity"],
-        "reason": alert["reason"],
-        "explanation": orjson.dumps(alert["explanation"], option=orjson.OPT_SORT_KEYS).decode(),
-        "model_version": profile.model_version,
-        "version": 1 if ended is None else 2,
-        "status": "open" if ended is None else "resolved",
-        "subject": alert["subject"],
-        "ended_at": datetime.fromtimestamp(ended or 0.0, UTC),
-    }
+@dataclass(slots=True)
+class AlertBook:
+    """The account's alerts and what their rules remember between events and days."""
+
+    open: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind|subject -> open alert
+    ended: dict[str, float] = field(default_factory=dict)  # kind|subject -> when it resolved
+    tier: str | None = None  # the held tier (health.held_tier) a drop is measured from
+    outreach: list[list[Any]] = field(default_factory=list)  # [time, id] sent since a buyer wrote
+    cancellations: list[list[Any]] = field(default_factory=list)  # [time, id] of recent cancels
+    # buyer-side interactions decayed fast (recent) and slowly (the account's own baseline): [sum, as of]
+    engagement: dict[str, list[float]] = field(
+        default_factory=lambda: {"recent": [0.0, 0.0], "usual": [0.0, 0.0]}
+    )
+    low_days: int = 0  # consecutive closed days with recent engagement below the drop ratio
+    owner_change: list[Any] = field(default_factory=list)  # [new owner, since] until they make contact
+
+
+class Scored(Protocol):
+    """What the alert rules read of an account (:class:`streams.scoring.account.Account`)."""
+
+    account_id: str
+    first_day: int | None
+    buyers: Buyers
+    sellers: Sellers
+    day: DayHealth
+    book: AlertBook
+
+    def is_relationship(self) -> bool: ...
+
+
+def _row(state: Scored, alert: dict[str, Any], profile: Profile, ended: float | None) -> AlertRow:
+    return AlertRow(
+        alert_id=alert["id"],
+        account_id=state.account_id,
+        raised_at=datetime.fromtimestamp(alert["raised_at"], UTC),
+        kind=alert["kind"],
+        severity=alert["severity"],
+        reason=alert["reason"],
+        explanation=orjson.dumps(alert["explanation"], option=orjson.OPT_SORT_KEYS).decode(),
+        model_version=profile.model_version,
+        version=1 if ended is None else 2,
+        status="open" if ended is None else "resolved",
+        subject=alert["subject"],
+        ended_at=datetime.fromtimestamp(ended or 0.0, UTC),
+    )
 
 
 def raise_alert(
-    state: Account,
+    state: Scored,
     kind: str,
     subject: str,
     at: float,
@@ -49,11 +81,11 @@ def raise_alert(
     reason: str,
     evidence: dict[str, Any],
     profile: Profile,
-) -> list[dict[str, Any]]:
+) -> list[AlertRow]:
     key = f"{kind}|{subject}"
-    if key in state.alerts_open or not state.is_relationship():
+    if key in state.book.open or not state.is_relationship():
         return []  # raised once per condition, and never on traffic that is no relationship
-    ended = state.alerts_ended.get(key)
+    ended = state.book.ended.get(key)
     if ended is not None and at - ended < profile.alerts.cooldown_days * DAY:
         return []
     alert_id = hashlib.sha1(f"{state.account_id}|{key}|{at}".encode()).hexdigest()[:20]
@@ -66,40 +98,40 @@ def raise_alert(
         "reason": reason,
         "explanation": evidence,
     }
-    state.alerts_open[key] = alert
+    state.book.open[key] = alert
     return [_row(state, alert, profile, None)]
 
 
 def resolve_alert(
-    state: Account, kind: str, subject: str, at: float, why: str, profile: Profile
-) -> list[dict[str, Any]]:
-    alert = state.alerts_open.pop(f"{kind}|{subject}", None)
+    state: Scored, kind: str, subject: str, at: float, why: str, profile: Profile
+) -> list[AlertRow]:
+    alert = state.book.open.pop(f"{kind}|{subject}", None)
     if alert is None:
         return []
-    state.alerts_ended[f"{kind}|{subject}"] = at
+    state.book.ended[f"{kind}|{subject}"] = at
     alert["explanation"] = {**alert["explanation"], "resolved_because": why}
     return [_row(state, alert, profile, at)]
 
 
-def resolve_kind(state: Account, kind: str, at: float, why: str, profile: Profile) -> list[dict[str, Any]]:
-    if not state.alerts_open:
+def resolve_kind(state: Scored, kind: str, at: float, why: str, profile: Profile) -> list[AlertRow]:
+    if not state.book.open:
         return []
     rows = []
-    for key in sorted(k for k in state.alerts_open if k.startswith(kind + "|")):
+    for key in sorted(k for k in state.book.open if k.startswith(kind + "|")):
         rows.extend(resolve_alert(state, kind, key.split("|", 1)[1], at, why, profile))
     return rows
 
 
 def daily_alerts(
-    state: Account, end: float, health: dict[str, Any], previous_tier: str | None, profile: Profile
-) -> list[dict[str, Any]]:
+    state: Scored, end: float, health: HealthRow, previous_tier: str | None, profile: Profile
+) -> list[AlertRow]:
     """Rules that look at a closed day: tier, trend, silent contacts, threading, CRM owner."""
     a = profile.alerts
-    rows: list[dict[str, Any]] = []
-    tier, score, trend = health["tier"], health["score"], health["trend_30d"]
-    evidence = {"score": score, "tier": tier, "trend_30d": trend, "top_reason": health["top_reason"]}
+    rows: list[AlertRow] = []
+    tier, score, trend = health.tier, health.score, health.trend_30d
+    evidence = {"score": score, "tier": tier, "trend_30d": trend, "top_reason": health.top_reason}
     # ``previous_tier`` is the held tier (health.held_tier): a drop counts past the margin
-    dropped = held_tier(previous_tier, health, profile) if previous_tier else None
+    dropped = held_tier(previous_tier, tier, score, profile) if previous_tier else None
     if (
         tier in SEVERITY_BY_TIER
         and previous_tier
@@ -112,8 +144,8 @@ def daily_alerts(
             "",
             end,
             SEVERITY_BY_TIER[tier],
-            f"health tier fell from {previous_tier} to {tier} ({score:.0f}); weakest: {health['top_reason']}",
-            {**evidence, "previous_tier": previous_tier, "events": state.recent},
+            f"health tier fell from {previous_tier} to {tier} ({score:.0f}); weakest: {health.top_reason}",
+            {**evidence, "previous_tier": previous_tier, "events": state.day.recent},
             profile,
         )
     elif tier in ("healthy", "watch"):
@@ -126,7 +158,7 @@ def daily_alerts(
             end,
             "high",
             f"health fell {-trend:.0f} points in {profile.health.trend_days:.0f} days to {score:.0f}",
-            {**evidence, "events": state.recent},
+            {**evidence, "events": state.day.recent},
             profile,
         )
     elif trend > -a.health_drop_points / 2:
@@ -134,7 +166,7 @@ def daily_alerts(
     rows += _engagement_drop(state, end, profile)
     # Outreach still inside its reply window is not unanswered yet.
     window = profile.value.response_window_days * DAY
-    unanswered = [o for o in state.outreach if o[0] + window < end]
+    unanswered = [o for o in state.book.outreach if o[0] + window < end]
     if len(unanswered) >= a.unanswered_streak:
         rows += raise_alert(
             state,
@@ -147,27 +179,28 @@ def daily_alerts(
             {"events": [o[1] for o in unanswered[-int(a.unanswered_streak) :]]},
             profile,
         )
-    for contact, (first, count) in sorted(state.cadence.items()):
-        if count < a.silent_min_replies or state.contacts.get(contact, ["", "", 1])[2] == 0:
+    buyers = state.buyers
+    for contact, (first, count) in sorted(buyers.cadence.items()):
+        if count < a.silent_min_replies or buyers.role(contact)[2] == 0:
             continue
-        if state.unanswered.get(contact, 0) < a.silent_min_unanswered:
+        if buyers.unanswered.get(contact, 0) < a.silent_min_unanswered:
             continue  # nobody has written to them lately: their silence says nothing
-        last = state.last_in.get(contact, end)
+        last = buyers.last_in.get(contact, end)
         gap = (last - first) / (count - 1)  # the contact's own long-run cadence
         silent = end - last
         limit = max(a.silent_cadence_multiple * gap, a.silent_min_days * DAY)
         # A main writer of an account that is not thriving: the others' silences are churn
         # (bench/quality.py, 200 accounts, dirty: precision 0.465 → 0.814, lead time 22 → 15 days).
-        main_writer = count >= a.silent_key_share * max(c for _, c in state.cadence.values())
+        main_writer = count >= a.silent_key_share * max(c for _, c in buyers.cadence.values())
         if silent > limit and main_writer and score < a.silent_max_health:
-            seniority = state.contacts.get(contact, [""])[0]
+            seniority = buyers.role(contact)[0]
             rows += raise_alert(
                 state,
                 "contact_silent",
                 contact,
                 end,
                 "high" if seniority in ("exec", "senior") else "medium",
-                f"{contact} silent for {silent / DAY:.0f} days despite {state.unanswered.get(contact, 0)} "
+                f"{contact} silent for {silent / DAY:.0f} days despite {buyers.unanswered.get(contact, 0)} "
                 f"messages; usually writes every {gap / DAY:.1f} days",
                 {
                     "contact": contact,
@@ -176,8 +209,8 @@ def daily_alerts(
                 },
                 profile,
             )
-    single = health["engaged_contacts"] == 1
-    open_opportunities = sorted(o for o, (_, status) in state.opportunities.items() if status == "open")
+    single = health.engaged_contacts == 1
+    open_opportunities = state.sellers.open_opportunities()
     if single and open_opportunities:
         rows += raise_alert(
             state,
@@ -187,7 +220,7 @@ def daily_alerts(
             "medium",
             f"only one engaged buyer contact while {len(open_opportunities)} opportunity(ies) are open",
             {
-                "engaged": orjson.loads(health["explanation"])["engaged"],
+                "engaged": orjson.loads(health.explanation)["engaged"],
                 "opportunities": open_opportunities[:5],
             },
             profile,
@@ -196,15 +229,15 @@ def daily_alerts(
         rows += resolve_kind(
             state, "single_threaded", end, "more contacts engaged or no open opportunity", profile
         )
-    recent_cancels = [c for c in state.cancellations if end - c[0] <= a.cancellation_days * DAY]
+    recent_cancels = [c for c in state.book.cancellations if end - c[0] <= a.cancellation_days * DAY]
     if not recent_cancels:
         rows += resolve_kind(state, "cancellations", end, "no recent cancellations", profile)
-    if state.owner_change:
-        owner, since = state.owner_change
-        touched = state.sellers.get(owner, 0.0) >= since
+    if state.book.owner_change:
+        owner, since = state.book.owner_change
+        touched = state.sellers.touched.get(owner, 0.0) >= since
         if touched:
             rows += resolve_kind(state, "owner_no_contact", end, f"{owner} made contact", profile)
-            state.owner_change = []
+            state.book.owner_change = []
         elif end - since > a.owner_grace_days * DAY:
             rows += raise_alert(
                 state,
@@ -224,7 +257,7 @@ def weekly_rate(decayed_sum: float, half_life_days: float) -> float:
     return decayed_sum * math.log(2) / half_life_days * 7
 
 
-def _engagement_drop(state: Account, end: float, profile: Profile) -> list[dict[str, Any]]:
+def _engagement_drop(state: Scored, end: float, profile: Profile) -> list[AlertRow]:
     """The buyer side's recent rate of engagement against the account's own slower baseline:
     the early warning, before the slower signals (engaged contacts, coverage) move."""
     a = profile.alerts
@@ -232,7 +265,7 @@ def _engagement_drop(state: Account, end: float, profile: Profile) -> list[dict[
         return []
 
     def rate(name: str, half_life_days: float) -> float:
-        total, as_of = state.engagement[name]
+        total, as_of = state.book.engagement[name]
         return weekly_rate(
             total * math.pow(2.0, -max(end - as_of, 0.0) / (half_life_days * DAY)), half_life_days
         )
@@ -240,8 +273,8 @@ def _engagement_drop(state: Account, end: float, profile: Profile) -> list[dict[
     baseline = rate("usual", a.engagement_baseline_days)
     recent = rate("recent", a.engagement_recent_days)
     low = baseline >= a.engagement_min_per_week and recent < a.engagement_drop_ratio * baseline
-    state.low_days = state.low_days + 1 if low else 0
-    if state.low_days >= a.engagement_drop_days:
+    state.book.low_days = state.book.low_days + 1 if low else 0
+    if state.book.low_days >= a.engagement_drop_days:
         return raise_alert(
             state,
             "engagement_drop",
@@ -252,7 +285,7 @@ def _engagement_drop(state: Account, end: float, profile: Profile) -> list[dict[
             {
                 "recent_per_week": round(recent, 2),
                 "baseline_per_week": round(baseline, 2),
-                "events": state.recent,
+                "events": state.day.recent,
             },
             profile,
         )
@@ -262,31 +295,31 @@ def _engagement_drop(state: Account, end: float, profile: Profile) -> list[dict[
 
 
 def event_alerts(
-    state: Account, at: float, event_id: str, item: HeldInteraction, profile: Profile
-) -> list[dict[str, Any]]:
+    state: Scored, at: float, event_id: str, item: HeldInteraction, profile: Profile
+) -> list[AlertRow]:
     """Rules that fire on an event: unanswered outreach streaks and meeting cancellations."""
-    a = profile.alerts
-    rows: list[dict[str, Any]] = []
+    a, book = profile.alerts, state.book
+    rows: list[AlertRow] = []
     outreach = item.channel in ("email", "meeting") and item.status != "cancelled"
     if item.direction == "outbound" and outreach and int(item.version) == 0:
         # unique messages (copies are removed upstream; a meeting's updates are one invitation)
-        state.outreach = [*state.outreach, [at, event_id]][-int(a.unanswered_streak) * 2 :]
+        book.outreach = [*book.outreach, [at, event_id]][-int(a.unanswered_streak) * 2 :]
     elif item.direction in ("inbound", "mutual"):
-        state.outreach = []
+        book.outreach = []
         rows += resolve_kind(state, "unanswered_streak", at, "the buyer answered", profile)
     if item.channel == "meeting" and item.status == "cancelled":
-        state.cancellations = [c for c in state.cancellations if at - c[0] <= a.cancellation_days * DAY] + [
+        book.cancellations = [c for c in book.cancellations if at - c[0] <= a.cancellation_days * DAY] + [
             [at, event_id]
         ]
-        if len(state.cancellations) >= a.cancellations:
+        if len(book.cancellations) >= a.cancellations:
             rows += raise_alert(
                 state,
                 "cancellations",
                 "",
                 at,
                 "medium",
-                f"{len(state.cancellations)} meetings cancelled within {a.cancellation_days:.0f} days",
-                {"events": [c[1] for c in state.cancellations]},
+                f"{len(book.cancellations)} meetings cancelled within {a.cancellation_days:.0f} days",
+                {"events": [c[1] for c in book.cancellations]},
                 profile,
             )
     if item.direction in ("inbound", "mutual"):
@@ -295,14 +328,12 @@ def event_alerts(
     return rows
 
 
-def contact_left(
-    state: Account, at: float, event_id: str, contact: str, profile: Profile
-) -> list[dict[str, Any]]:
+def contact_left(state: Scored, at: float, event_id: str, contact: str, profile: Profile) -> list[AlertRow]:
     """The CRM marks an engaged buyer contact inactive: they most likely left the company."""
     since = at - profile.health.engaged_window_days * DAY
-    if state.last_in.get(contact, 0.0) < since:
+    if state.buyers.last_in.get(contact, 0.0) < since:
         return []
-    seniority = state.contacts.get(contact, [""])[0]
+    seniority = state.buyers.role(contact)[0]
     return raise_alert(
         state,
         "contact_left",
@@ -313,3 +344,25 @@ def contact_left(
         {"contact": contact, "events": [event_id]},
         profile,
     )
+
+
+def note_engagement(book: AlertBook, at: float, item: HeldInteraction, profile: Profile) -> None:
+    """Buyer-side activity feeds the engagement-drop rule's fast and slow decayed sums."""
+    if not (touches(item) and buyer_side(item)):
+        return
+    a = profile.alerts
+    for name, days in (("recent", a.engagement_recent_days), ("usual", a.engagement_baseline_days)):
+        book.engagement[name] = _decay_add(book.engagement[name], at, days * DAY)
+
+
+def note_owner_change(book: AlertBook, account: HeldAccount, at: float) -> None:
+    """The account has a new owner: the owner-no-contact rule waits for their first touch."""
+    book.owner_change = [account.owner, at]
+
+
+def _decay_add(sum_at: list[float], at: float, half_life_s: float) -> list[float]:
+    """Add one to an exponentially decayed ``[sum, as of]``, in any time order."""
+    total, as_of = sum_at
+    if at >= as_of:
+        return [total * math.pow(2.0, -(at - as_of) / half_life_s) + 1.0, at]
+    return [total + math.pow(2.0, -(as_of - at) / half_life_s), as_of]

@@ -65,12 +65,11 @@ def flushable(
 ) -> int:
     """How much a settle at ``now`` would do: pending events, value windows that ended before the
     last day ``now`` closes, and one if a day is due (a silent account's day advances too)."""
-    window = profile.value.response_window_days * DAY
     through = closed_through(now, lateness_s)
-    until = min(now, (through + 1) * DAY)
-    ended = sum(1 for v in (state.get("open_values") or {}).values() if v["at"] + window < until)
-    due = AccountState.from_dict(dict(state)).next_due() if state.get("open_day") is not None else None
-    return len(state.get("pending") or []) + ended + int(due is not None and due <= through)
+    account = AccountState.from_dict(dict(state))
+    ended = account.values.ended_before(min(now, (through + 1) * DAY), profile)
+    due = account.next_due()
+    return len(account.pending) + ended + int(due is not None and due <= through)
 
 
 def keeps_time(envelope: Envelope) -> bool:
@@ -202,7 +201,7 @@ class Scoring:
         for account_id, before in self._settled_before.items():
             state = step.states[account_id]
             if state.settled > before and (health := state.provisional_health(self.profile)):
-                step.rows.setdefault("account_health", []).append(health[1])
+                add_rows(step.rows, health[0], [health[1]])
         self._settled_before.clear()
 
     def _close_watermarks(self, partitions: Iterable[int] | None = None, through: int | None = None) -> None:

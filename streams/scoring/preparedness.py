@@ -9,15 +9,40 @@ first meeting is not punished for having no predecessor.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from streams.contracts import parse_time
-from streams.records import HeldInteraction
-from streams.scoring.account import Account
+from streams.records import HeldInteraction, PreparednessRow, parse_time
+from streams.scoring.buyers import Buyers
 from streams.scoring.profile import DAY, Profile
+from streams.scoring.sellers import Sellers
+
+
+@dataclass(slots=True)
+class Meetings:
+    """The account's last external meeting, {id, end, buyers, followed}: was it followed up?"""
+
+    last: dict[str, Any] = field(default_factory=dict)
+
+    def note_interaction(self, at: float, event_id: str, item: HeldInteraction, profile: Profile) -> None:
+        """Seller email to an attendee within the follow-up days follows the last meeting up;
+        a new meeting becomes the last one."""
+        meeting, buyers = self.last, item.buyers
+        if item.direction == "outbound" and item.channel == "email" and meeting.get("followed") is None:
+            follow_days = profile.preparedness.follow_up_days * DAY
+            if (
+                meeting
+                and meeting["end"] <= at <= meeting["end"] + follow_days
+                and set(buyers) & set(meeting["buyers"])
+            ):
+                meeting["followed"] = event_id
+        if item.channel == "meeting" and buyers and item.status != "cancelled":
+            end = parse_time(item.detail["end"]).timestamp() if item.detail.get("end") else at
+            if meeting.get("id") != item.interaction_id:
+                self.last = {"id": item.interaction_id, "end": end, "buyers": buyers, "followed": None}
 
 
 def _recent(mark: list[Any] | None, start: float, days: float) -> str | None:
@@ -28,8 +53,16 @@ def _recent(mark: list[Any] | None, start: float, days: float) -> str | None:
 
 
 def meeting_preparedness(
-    state: Account, at: float, event_id: str, meeting: HeldInteraction, profile: Profile
-) -> dict[str, Any]:
+    account_id: str,
+    buyers_part: Buyers,
+    sellers: Sellers,
+    meetings: Meetings,
+    at: float,
+    event_id: str,
+    meeting: HeldInteraction,
+    profile: Profile,
+) -> PreparednessRow:
+    """The meeting's row, from what the account knew before it (call before noting it)."""
     p = profile.preparedness
     detail = meeting.detail
     buyers: list[str] = meeting.buyers
@@ -51,21 +84,21 @@ def meeting_preparedness(
     agenda_mails = [
         str(mark[1])
         for b in buyers
-        if (mark := state.last_mail_out.get(b)) and (created or at - 14 * DAY) <= mark[0] < at
+        if (mark := buyers_part.last_mail_out.get(b)) and (created or at - 14 * DAY) <= mark[0] < at
     ]
     has_description = detail.get("description_length", 0) >= p.agenda_min_description
     signal("agenda", p.weight_agenda, 1.0 if has_description or agenda_mails else 0.0, agenda_mails[:3])
-    crm = _recent(state.crm_work.get(seller), at, p.crm_prep_days)
+    crm = _recent(sellers.crm_work.get(seller), at, p.crm_prep_days)
     signal("crm_prep", p.weight_crm_prep, 1.0 if crm else 0.0, [crm] if crm else [])
-    known = [b for b in buyers if any(state.contacts.get(b, ["", ""])[:2])]
+    known = [b for b in buyers if any(buyers_part.role(b)[:2])]
     signal("known_attendees", p.weight_known_attendees, len(known) / len(buyers) if buyers else 0.0, [])
-    previous = state.last_meeting
+    previous = meetings.last
     if previous:
         followed = previous.get("followed")
         signal("follow_up", p.weight_follow_up, 1.0 if followed else 0.0, [followed] if followed else [])
     else:
         signal("follow_up", p.weight_follow_up, None, [])
-    internal = _recent(state.internal_work.get(seller), at, p.internal_prep_days)
+    internal = _recent(sellers.internal_work.get(seller), at, p.internal_prep_days)
     signal("internal_prep", p.weight_internal_prep, 1.0 if internal else 0.0, [internal] if internal else [])
     lead = None if created is None else min(max((at - created) / (p.lead_time_full_days * DAY), 0.0), 1.0)
     signal("lead_time", p.weight_lead_time, lead, [])
@@ -85,17 +118,17 @@ def meeting_preparedness(
         "buyer_attendees": buyers,
         "lead_time_days": None if created is None else round((at - created) / DAY, 2),
     }
-    return {
-        "meeting_id": meeting.interaction_id,
-        "account_id": state.account_id,
-        "starts_at": datetime.fromtimestamp(at, UTC),
-        "seller": seller,
-        "score": score,
-        "explanation": orjson.dumps(explanation, option=orjson.OPT_SORT_KEYS).decode(),
-        "model_version": profile.model_version,
-        "version": int(meeting.version) + 1,
-        "status": meeting.status or "",
-        "tier": tier,
-        "buyer_attendees": len(buyers),
-        "missing": missing,
-    }
+    return PreparednessRow(
+        meeting_id=meeting.interaction_id,
+        account_id=account_id,
+        starts_at=datetime.fromtimestamp(at, UTC),
+        seller=seller,
+        score=score,
+        explanation=orjson.dumps(explanation, option=orjson.OPT_SORT_KEYS).decode(),
+        model_version=profile.model_version,
+        version=int(meeting.version) + 1,
+        status=meeting.status or "",
+        tier=tier,
+        buyer_attendees=len(buyers),
+        missing=missing,
+    )

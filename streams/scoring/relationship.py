@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from streams.records import Held, HeldInteraction
 
 CRM_METHODS = frozenset({"crm", "crm_contact", "crm_domain"})
 # An exchange confined to one day is a one-off, not a relationship: presto-k's alerts on
@@ -39,6 +42,43 @@ def is_relationship(
     and it is not the seller's own affiliate."""
     two_way = inbound > 0 and outbound > 0 and span_s >= MIN_EXCHANGE_SPAN_S and conversed
     return crm_listed or (two_way and not affiliate)
+
+
+@dataclass(slots=True)
+class Evidence:
+    """An account's part of the rule: its evidence, counted as its events settle (unique
+    person-sent messages each way, their span, whether the sides answered each other)."""
+
+    crm_listed: bool = False
+    exchanged: dict[str, int] = field(default_factory=lambda: {"inbound": 0, "outbound": 0})
+    exchange_span: list[float] = field(default_factory=list)  # [first, last] exchanged message time
+    affiliate: bool = False  # its people also write from a seller domain (the seller's own)
+    conversed: bool = False  # the two sides wrote on one thread or subject (note_topics)
+    topics: dict[str, int] = field(default_factory=dict)  # conversation key -> direction bits, until then
+
+    def holds(self) -> bool:
+        """The rule (:func:`is_relationship`) on this evidence."""
+        span = self.exchange_span[1] - self.exchange_span[0] if self.exchange_span else 0.0
+        inbound, outbound = self.exchanged["inbound"], self.exchanged["outbound"]
+        return is_relationship(self.crm_listed, inbound, outbound, self.affiliate, span, self.conversed)
+
+    def observe(self, at: float, data: Held) -> None:
+        """Count one settled record: any CRM record lists the account; a unique person-sent
+        message counts its way, its time and its conversation keys."""
+        if not isinstance(data, HeldInteraction):
+            self.crm_listed = True
+            return
+        if data.match_method in CRM_METHODS:
+            self.crm_listed = True
+        way = exchange(data.channel, data.direction, data.automated)
+        if way and int(data.version) == 0:
+            self.exchanged[way] += 1
+            if not self.conversed and note_topics(self.topics, data.topics, way):
+                self.conversed, self.topics = True, {}
+            span = self.exchange_span
+            self.exchange_span = [min(span[0], at), max(span[-1], at)] if span else [at, at]
+        if way == "inbound" and data.detail.get("sender_seller_twin"):
+            self.affiliate = True  # the ledger's affiliate evidence (streams.identity.relationship)
 
 
 def conversation_keys(

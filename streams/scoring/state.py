@@ -4,43 +4,61 @@ The state is small and bounded: per buyer contact a few timestamps and norms, de
 open value windows and alerts, and the ids seen within the allowed lateness (so a redelivered
 event changes nothing). It serialises to a plain dict for faust's RocksDB table and for tests.
 
-Every output is a warehouse row (table name + column dict); the same rows come out whether
-events arrive through the live agents or through ``replay``, in any order within the lateness.
+Every output is a warehouse row (table name + column dict, from the typed rows of
+:mod:`streams.records`); the same rows come out whether events arrive through the live agents or
+through ``replay``, in any order within the lateness.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
 
 from streams.contracts import Envelope, parse_time
 from streams.records import (
+    ACCOUNTS,
     CrmAccount,
     CrmContact,
     CrmOpportunity,
     CrmSeller,
+    HealthRow,
     Held,
     HeldAccount,
     HeldContact,
     HeldInteraction,
     HeldOpportunity,
     Interaction,
+    ScoreRow,
+    ValueRow,
     provisional_account_row,
 )
 from streams.scoring import bloom
 from streams.scoring.account import Account
-from streams.scoring.alerts import contact_left, daily_alerts, event_alerts
+from streams.scoring.alerts import (
+    contact_left,
+    daily_alerts,
+    event_alerts,
+    note_engagement,
+    note_owner_change,
+)
 from streams.scoring.health import account_health, held_tier
 from streams.scoring.preparedness import meeting_preparedness
 from streams.scoring.profile import DAY, DEFAULT, Profile
-from streams.scoring.relationship import CRM_METHODS, conversation_keys, exchange, note_topics
+from streams.scoring.relationship import conversation_keys
 from streams.scoring.titles import classify_title
 from streams.scoring.value import close_windows, note_outcomes, note_stage_advanced, open_window, opens_window
 
-Row = tuple[str, dict[str, Any]]
+Row = tuple[str, dict[str, Any]]  # (table, columns): what the sink takes
+
+
+def rows_of(typed: Iterable[ScoreRow]) -> Iterator[Row]:
+    return ((row.TABLE, row.columns()) for row in typed)
+
+
 # Days closed after an account's last scored interaction, at most; after that it is dormant (no
 # rows) until it interacts again. Bounds what a silent account, or a historical import scored by
 # the live wall clock, writes: 400 rows per account.
@@ -121,25 +139,9 @@ class AccountState(Account):
     def _observe(self, at: float, data: Held, rows: list[Row]) -> None:
         """Count the relationship rule's evidence; a domain account becomes listed (a provisional
         accounts row) when it first becomes a relationship."""
-        if not isinstance(data, HeldInteraction):
-            self.crm_listed = True
-        else:
-            if data.match_method in CRM_METHODS:
-                self.crm_listed = True
-            way = exchange(data.channel, data.direction, data.automated)
-            if way and int(data.version) == 0:
-                self.exchanged[way] += 1
-                if not self.conversed and note_topics(self.topics, data.topics, way):
-                    self.conversed, self.topics = True, {}
-                first = self.exchange_span[0] if self.exchange_span else at
-                self.exchange_span = [
-                    min(first, at),
-                    max(self.exchange_span[-1] if self.exchange_span else at, at),
-                ]
-            if way == "inbound" and data.detail.get("sender_seller_twin"):
-                self.affiliate = True  # the ledger's affiliate evidence (streams.identity.relationship)
+        self.evidence.observe(at, data)
         if not self.listed and self.is_relationship():
-            rows.append(("accounts", provisional_account_row(self.account_id)))
+            rows.append((ACCOUNTS, provisional_account_row(self.account_id)))
             self.listed = True
 
     def close_through(self, day: int, profile: Profile = DEFAULT) -> list[Row]:
@@ -166,17 +168,14 @@ class AccountState(Account):
             return None
         # As of the open day's last scored interaction (or its start when the day opened without
         # one): automated mail and CRM records must not date the row (batch boundaries would show).
-        return (
-            "account_health",
-            self._health(max(self.scored_until, self.open_day * DAY), profile, final=False),
-        )
+        health = self._health(max(self.scored_until, self.open_day * DAY), profile, final=False)
+        return health.TABLE, health.columns()
 
     def flush(self, profile: Profile = DEFAULT, until: float = math.inf) -> list[Row]:
         """Settle everything pending and close the value windows that ended before ``until``
         (the end of the last closed day when idle; the clock at the end of a replay)."""
         rows = self.settle(math.inf, profile)
-        closed = close_windows(self, until, profile)
-        rows.extend(("interaction_value", r) for r in closed)
+        rows.extend(rows_of(self._close_windows(until, profile)))
         # Always the open day's row: it depends only on the state, so live and replay agree
         # whichever step last touched the account.
         if health := self.provisional_health(profile):
@@ -196,7 +195,10 @@ class AccountState(Account):
             return
         self._close_days(day - 1, profile, rows)
         self.open_day = max(self.open_day, day)  # dormant days are skipped
-        rows.extend(("interaction_value", r) for r in close_windows(self, at, profile))
+        rows.extend(rows_of(self._close_windows(at, profile)))
+
+    def _close_windows(self, until: float, profile: Profile) -> list[ValueRow]:
+        return close_windows(self.account_id, self.values, self.day, until, profile)
 
     def _close_days(self, last: int, profile: Profile, rows: list[Row]) -> None:
         if self.open_day is None:
@@ -208,46 +210,37 @@ class AccountState(Account):
 
     def _close_day(self, day: int, profile: Profile, rows: list[Row]) -> None:
         end = (day + 1) * DAY - 0.001
-        rows.extend(("interaction_value", r) for r in close_windows(self, end, profile))
+        rows.extend(rows_of(self._close_windows(end, profile)))
         health = self._health(end, profile, final=True)
         if self.is_relationship():
-            rows.append(("account_health", health))
+            rows.append((health.TABLE, health.columns()))
         # Tier and trend alerts wait until the account has a trend's worth of history.
         settled_in = self.first_day is not None and day - self.first_day >= profile.health.trend_days
-        previous_tier = self.last_tier if settled_in else None
-        rows.extend(("alerts", r) for r in daily_alerts(self, end, health, previous_tier, profile))
-        self.last_tier = held_tier(self.last_tier, health, profile)
-        self.day_scores[str(day)] = health["score"]
-        keep = day - int(profile.health.trend_days) - 7
-        if len(self.day_scores) > profile.health.trend_days + 14:
-            self.day_scores = {d: s for d, s in self.day_scores.items() if int(d) >= keep}
+        previous_tier = self.book.tier if settled_in else None
+        rows.extend(rows_of(daily_alerts(self, end, health, previous_tier, profile)))
+        self.book.tier = held_tier(self.book.tier, health.tier, health.score, profile)
+        self.day.note_closed(day, health.score, profile)
 
-    def _health(self, now: float, profile: Profile, final: bool) -> dict[str, Any]:
+    def _health(self, now: float, profile: Profile, final: bool) -> HealthRow:
         # A closed day's row must replace every provisional row of that day: odd versions win.
-        return account_health(self, now, profile, 2 * self.settled + int(final))
+        version = 2 * self.settled + int(final)
+        return account_health(self.account_id, self.day, self.buyers, self.sellers, now, profile, version)
 
-    # --- one settled event -------------------------------------------------------------------
+    # --- one settled event: each part's rule takes it ----------------------------------------
 
     def _settle_one(self, at: float, event_id: str, data: Held, profile: Profile) -> list[Row]:
         rows: list[Row] = []
         if isinstance(data, HeldContact):
-            seniority, department = classify_title(data.title)
-            was_active = self.contacts.get(data.email, ["", "", 1])[2]
-            self.contacts[data.email] = [seniority, department, int(data.active)]
-            if was_active and not data.active:
-                rows.extend(("alerts", r) for r in contact_left(self, at, event_id, data.email, profile))
+            if self.buyers.note_contact(data):
+                rows.extend(rows_of(contact_left(self, at, event_id, data.email, profile)))
         elif isinstance(data, HeldOpportunity):
-            before = self.opportunities.get(data.opportunity_id)
-            status = data.status
-            self.opportunities[data.opportunity_id] = [data.stage, status]
-            if before and before[0] != data.stage and status == "open":
-                note_stage_advanced(self, at, event_id, profile)
+            if self.sellers.note_opportunity(data):
+                note_stage_advanced(self.values, at, event_id, profile)
         elif isinstance(data, HeldAccount):
-            if self.owner and data.owner and data.owner != self.owner:
-                self.owner_change = [data.owner, at]
-            self.owner = data.owner or self.owner
+            if self.sellers.note_owner(data):
+                note_owner_change(self.book, data, at)
         elif data.automated:
-            self.automated += 1
+            self.day.automated += 1
         else:
             rows.extend(self._settle_interaction(at, event_id, data, profile))
         return rows
@@ -255,83 +248,24 @@ class AccountState(Account):
     def _settle_interaction(
         self, at: float, event_id: str, item: HeldInteraction, profile: Profile
     ) -> list[Row]:
+        """Rules that score the event from what was known before it go first (preparedness,
+        value outcomes, event alerts); then each part notes it."""
         rows: list[Row] = []
-        direction, channel, buyers = item.direction, item.channel, item.buyers
-        if int(item.version) == 0:
-            self.interactions += 1
-        if channel == "meeting" and buyers:
-            rows.append(("meeting_preparedness", meeting_preparedness(self, at, event_id, item, profile)))
-        known = self.last_in.keys() | self.last_out.keys()
-        new_buyers = [b for b in buyers if b not in known]
-        note_outcomes(self, at, event_id, item, new_buyers, profile)
-        rows.extend(("alerts", r) for r in event_alerts(self, at, event_id, item, profile))
-        for seller in item.sellers:
-            self.sellers[seller] = max(self.sellers.get(seller, 0.0), at)
-        if channel == "crm" and direction == "internal":
-            for seller in item.sellers:
-                self.crm_work[seller] = [at, event_id]
-        elif direction == "internal":
-            for seller in item.sellers:
-                self.internal_work[seller] = [at, event_id]
-        if direction in ("outbound", "mutual"):
-            for buyer in buyers:
-                self.last_out[buyer] = max(self.last_out.get(buyer, 0.0), at)
-                self.unanswered[buyer] = self.unanswered.get(buyer, 0) + 1
-                if channel == "email":
-                    self.last_mail_out[buyer] = [at, event_id]
-        if direction in ("inbound", "mutual"):
-            # Who wrote: the sender (or organizer) of inbound mail, not whoever else was cc'd;
-            # every contact of a logged call or meeting.
-            author = item.detail.get("sender") or item.detail.get("organizer")
-            writers = [author] if direction == "inbound" and author in buyers else buyers
-            for buyer in writers:
-                previous = self.last_in.get(buyer)
-                self.unanswered.pop(buyer, None)
-                first, count = self.cadence.get(buyer, [at, 0.0])
-                # Cadence counts separate occasions: a burst of replies on one day is one.
-                if previous is None or at - previous >= DAY / 2:
-                    self.cadence[buyer] = [min(first, at), count + 1]
-                self.last_in[buyer] = max(previous or 0.0, at)
-        if direction == "outbound" and channel == "email" and self.last_meeting.get("followed") is None:
-            meeting = self.last_meeting
-            follow_days = profile.preparedness.follow_up_days * DAY
-            if (
-                meeting
-                and meeting["end"] <= at <= meeting["end"] + follow_days
-                and set(buyers) & set(meeting["buyers"])
-            ):
-                meeting["followed"] = event_id
-        if channel == "meeting" and buyers and item.status != "cancelled":
-            end = parse_time(item.detail["end"]).timestamp() if item.detail.get("end") else at
-            if self.last_meeting.get("id") != item.interaction_id:
-                meeting = {"id": item.interaction_id, "end": end, "buyers": buyers, "followed": None}
-                self.last_meeting = meeting
-        if direction != "internal" and item.status != "cancelled":
-            # Intensity counts what the buyer side does (writes, meets); total counts every touch.
-            buyer_side = direction in ("inbound", "mutual") or channel == "meeting"
-            self.add_decayed(
-                at, profile, total=1.0, intensity=float(buyer_side), inbound=float(direction == "inbound")
+        if item.channel == "meeting" and item.buyers:
+            prepared = meeting_preparedness(
+                self.account_id, self.buyers, self.sellers, self.meetings, at, event_id, item, profile
             )
-            if buyer_side:
-                a = profile.alerts
-                for name, days in (
-                    ("recent", a.engagement_recent_days),
-                    ("usual", a.engagement_baseline_days),
-                ):
-                    self.engagement[name] = _decay_add(self.engagement[name], at, days * DAY)
-            self.last_touch = max(self.last_touch, at)
+            rows.append((prepared.TABLE, prepared.columns()))
+        note_outcomes(self.values, at, event_id, item, self.buyers.new(item.buyers), profile)
+        rows.extend(rows_of(event_alerts(self, at, event_id, item, profile)))
+        self.sellers.note_interaction(at, event_id, item)
+        self.buyers.note_interaction(at, event_id, item)
+        self.meetings.note_interaction(at, event_id, item, profile)
+        note_engagement(self.book, at, item, profile)
         if opens_window(item):
-            open_window(self, at, event_id, item, profile)
-        self.recent = [event_id, *self.recent][: profile.evidence_ids]
+            open_window(self.values, self.buyers, at, event_id, item, profile)
+        self.day.note_interaction(at, event_id, item, profile)
         return rows
-
-
-def _decay_add(sum_at: list[float], at: float, half_life_s: float) -> list[float]:
-    """Add one to an exponentially decayed ``[sum, as of]``, in any time order."""
-    total, as_of = sum_at
-    if at >= as_of:
-        return [total * math.pow(2.0, -(at - as_of) / half_life_s) + 1.0, at]
-    return [total + math.pow(2.0, -(as_of - at) / half_life_s), as_of]
 
 
 def _record(envelope: Envelope) -> tuple[list[Row], str, Held | None]:
@@ -344,20 +278,17 @@ def _record(envelope: Envelope) -> tuple[list[Row], str, Held | None]:
     if schema == "interaction/1":
         i = msgspec.convert(envelope.payload, Interaction)
         topics = conversation_keys(i.interaction_id, i.thread_id, i.in_reply_to, i.detail.get("topic"))
-        return [("interactions", i.row())], "interaction", i.held(topics)
+        return [(i.TABLE, i.row())], "interaction", i.held(topics)
     if schema == "crm_account/1":
         a = msgspec.convert(envelope.payload, CrmAccount)
-        return [("accounts", a.row(source))], "account", a.held()
+        return [(a.TABLE, a.row(source))], "account", a.held()
     if schema == "crm_contact/1":
         c = msgspec.convert(envelope.payload, CrmContact)
-        return [("contacts", c.row(source, *classify_title(c.title)))], "contact", c.held()
+        return [(c.TABLE, c.row(source, *classify_title(c.title)))], "contact", c.held()
     if schema == "crm_opportunity/1":
         o = msgspec.convert(envelope.payload, CrmOpportunity)
-        return [("opportunities", o.row())], "opportunity", o.held()
+        return [(o.TABLE, o.row())], "opportunity", o.held()
     if schema == "crm_seller/1":
-        return [("sellers", msgspec.convert(envelope.payload, CrmSeller).row(source))], "", None
+        seller = msgspec.convert(envelope.payload, CrmSeller)
+        return [(seller.TABLE, seller.row(source))], "", None
     return [], "", None
-
-
-def _day(epoch: float) -> int:
-    return int(epoch // 86400)

@@ -170,7 +170,7 @@ def test_an_idle_tick_settles_a_silent_account_before_the_end() -> None:
     steps = [Step(stream[:cut]), Step(notify=[first], now=END)]
     totals = asyncio.run(run(steps, Scoring(ports.store, LATENESS), ports))
     assert totals.settled == 1
-    assert not ports.store[first]["pending"] and not ports.store[first]["open_values"]
+    assert not ports.store[first]["pending"] and not ports.store[first]["values"]["open"]
 
 
 class OrderedSink(ListSink):

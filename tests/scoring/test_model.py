@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,9 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.contracts import Envelope, format_time, make
+from streams.runtime.loop import Step, run
+from streams.scoring.engine import Scoring
 from streams.scoring.profile import DEFAULT
 from streams.sinks.warehouse import collapse
-from streams.testing import run_in_memory
+from streams.testing import memory_ports, run_in_memory
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 SELLER = "sam@seller.com"
@@ -309,7 +312,7 @@ def test_a_score_hovering_at_a_tier_boundary_drops_the_held_tier_once_past_the_m
     held: str | None = None
     for score in scores:
         before = held
-        held = held_tier(held, {"tier": tier_for(score, DEFAULT), "score": score}, DEFAULT)
+        held = held_tier(held, tier_for(score, DEFAULT), score, DEFAULT)
         if before is not None and TIERS.index(held) > TIERS.index(before):
             assert TIERS.index(tier_for(score + margin, DEFAULT)) > TIERS.index(before)
         assert TIERS.index(held) <= TIERS.index(tier_for(score, DEFAULT))  # never below the score's
@@ -327,7 +330,7 @@ def test_one_point_under_a_boundary_and_back_is_no_tier_drop() -> None:
         boundary - 1,
         boundary - 1 - DEFAULT.alerts.tier_drop_margin,
     ):
-        held = held_tier(held, {"tier": tier_for(score, DEFAULT), "score": score}, DEFAULT)
+        held = held_tier(held, tier_for(score, DEFAULT), score, DEFAULT)
         if score > boundary - 1 - DEFAULT.alerts.tier_drop_margin:
             assert held == "at_risk"
     assert held == "disengaged"
@@ -336,36 +339,36 @@ def test_one_point_under_a_boundary_and_back_is_no_tier_drop() -> None:
 def test_a_record_in_a_day_stream_time_closed_is_late_and_asks_for_a_rescore() -> None:
     """Stream time closed the account's days (a silent account); a record dated inside them is
     late: kept, not scored into closed days, and the state asks the live worker to rescore it."""
-    from streams.scoring.state import AccountState
-
     h = History()
     h.email(T0, "ann@buyer.com", [])
     h.email(T0 + timedelta(days=2), SELLER, ["ann@buyer.com"])
     h.email(T0 + timedelta(days=9), SELLER, ["ann@buyer.com"])  # the record that comes late
-    (*in_order, late) = [e for _, e in h.records]
-    state = AccountState(ACCOUNT)
-    for envelope in in_order:
-        state.apply(envelope, 3600.0)
-    state.close_through(int((T0 + timedelta(days=20)).timestamp() // 86400))
-    assert not state.rescore and state.late == 0
-    rows = state.apply(late, 3600.0)
-    assert rows is not None and [t for t, _ in rows] == ["interactions"]  # its row is kept
-    assert state.late == 1 and state.rescore
+    (*in_order, late) = h.records
+    ports = memory_ports()
+    scoring = Scoring(ports.store, 3600.0)
+    closed = (T0 + timedelta(days=20)).timestamp()  # stream time closed the days through then
+    asyncio.run(run([Step(in_order), Step(eof=True, now=closed)], scoring, ports))
+    assert not ports.store[ACCOUNT]["rescore"] and ports.store[ACCOUNT]["late"] == 0
+    before = {table: len(rows) for table, rows in ports.sink.rows.items()}
+    totals = asyncio.run(run([Step([late])], scoring, ports))
+    after = {table: len(rows) for table, rows in ports.sink.rows.items()}
+    assert {t: n - before.get(t, 0) for t, n in after.items() if n != before.get(t, 0)} == {"interactions": 1}
+    assert totals.late == 1 and ports.store[ACCOUNT]["late"] == 1 and ports.store[ACCOUNT]["rescore"]
 
 
 def test_a_redelivery_older_than_the_seen_ids_is_a_duplicate_not_a_late_record() -> None:
     """A worker killed before its offsets committed redelivers records the state applied long
     ago; once pruned from ``seen`` they are known by the filter of pruned ids, so they do not
     ask for a rescore (only a new late record does)."""
-    from streams.scoring.state import AccountState
-
     h = History()
     for n in range(0, 200, 2):
         h.email(T0 + timedelta(days=n), "ann@buyer.com" if n % 4 else SELLER, ["ann@buyer.com"])
-    envelopes = [e for _, e in h.records]
-    state = AccountState(ACCOUNT)
-    for envelope in envelopes:
-        state.apply(envelope, 3600.0)
-    assert envelopes[0].event_id not in state.seen and state.pruned  # pruned long ago
-    assert state.apply(envelopes[0], 3600.0) is None
-    assert state.late == 0 and not state.rescore
+    ports = memory_ports()
+    scoring = Scoring(ports.store, 3600.0)
+    asyncio.run(run([Step(h.records)], scoring, ports))
+    first = h.records[0][1].event_id
+    state = ports.store[ACCOUNT]
+    assert first not in state["seen"] and state["pruned"]  # pruned long ago
+    totals = asyncio.run(run([Step(h.records[:1])], scoring, ports))
+    assert totals.duplicates == 1 and totals.applied == 0 and totals.late == 0
+    assert ports.store[ACCOUNT]["late"] == 0 and not ports.store[ACCOUNT]["rescore"]
