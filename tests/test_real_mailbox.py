@@ -183,3 +183,17 @@ def test_scored_accounts_are_the_audits_relationships_and_one_offs_are_not(
     assert scored == relationships and len(scored) >= 5
     assert reasons["grassy.com"] == "two-way within one day only (a one-off)"
     assert "grassy.com" not in scored and "enron.net" not in scored
+
+
+# presto-k's alerts as hand-labelled in docs/scoring.md ("Hand-labelled audit of presto-k's
+# alerts"): (account, kind) -> verdict. An alert missing here has not been labelled yet.
+LABELLED = {("tva.gov", "tier_drop"): "right", ("hgp-inc.com", "tier_drop"): "debatable"}
+
+
+def test_the_hand_labelled_alert_audit_gives_precision_of_at_least_0_8(warehouse: Any) -> None:
+    alerts = query(warehouse, "SELECT account_id, kind FROM rapport.alerts FINAL")  # each alert once
+    assert alerts, "the silence of a real counterparty is alerted"
+    unlabelled = [a for a in alerts if a not in LABELLED]
+    assert not unlabelled, f"label these in docs/scoring.md, then here: {unlabelled}"
+    right = sum(LABELLED[a] == "right" for a in alerts)
+    assert right / len(alerts) >= 0.8, alerts

@@ -122,22 +122,37 @@ def resolve_kind(state: Scored, kind: str, at: float, why: str, profile: Profile
     return rows
 
 
+def quiet_by_own_rhythm(buyers: Buyers, end: float, profile: Profile) -> bool:
+    """The buyer side has not written for ``quiet_cadence_multiple`` times its own usual gap
+    between writing occasions, and at least ``quiet_min_days``, at most ``quiet_max_days``
+    (eight weeks of silence is silence whatever the rhythm): a monthly correspondent six
+    weeks quiet is not yet silent, a daily one three weeks quiet is (presto-k: hgp-inc.com's
+    tier drop, hand-labelled debatable, came 45 days after buyers with a 23-day gap last wrote;
+    it now waits for 69 days, and the thread resumed first: docs/scoring.md)."""
+    last, gap = buyers.rhythm()
+    if last is None:
+        return True
+    a = profile.alerts
+    limit = max(a.quiet_cadence_multiple * (gap or 0.0), a.quiet_min_days * DAY)
+    return end - last > min(limit, a.quiet_max_days * DAY)
+
+
 def daily_alerts(
-    state: Scored, end: float, health: HealthRow, previous_tier: str | None, profile: Profile
+    state: Scored, end: float, health: HealthRow, settled_in: bool, profile: Profile
 ) -> list[AlertRow]:
-    """Rules that look at a closed day: tier, trend, silent contacts, threading, CRM owner."""
+    """Rules that look at a closed day: tier, trend, silent contacts, threading, CRM owner.
+    ``settled_in``: the account has a trend's worth of history (tier and trend rules wait)."""
     a = profile.alerts
     rows: list[AlertRow] = []
     tier, score, trend = health.tier, health.score, health.trend_30d
     evidence = {"score": score, "tier": tier, "trend_30d": trend, "top_reason": health.top_reason}
-    # ``previous_tier`` is the held tier (health.held_tier): a drop counts past the margin
-    dropped = held_tier(previous_tier, tier, score, profile) if previous_tier else None
-    if (
-        tier in SEVERITY_BY_TIER
-        and previous_tier
-        and dropped
-        and TIERS.index(dropped) > TIERS.index(previous_tier)
-    ):
+    # the held tier (health.held_tier): a drop counts past the margin
+    previous_tier = state.book.tier if settled_in else None
+    held = held_tier(state.book.tier, tier, score, profile)
+    dropped = tier in SEVERITY_BY_TIER and previous_tier and TIERS.index(held) > TIERS.index(previous_tier)
+    if dropped and not quiet_by_own_rhythm(state.buyers, end, profile):
+        held = state.book.tier or held  # the drop waits until the buyer side is quiet by its rhythm
+    elif dropped:
         rows += raise_alert(
             state,
             "tier_drop",
@@ -150,6 +165,7 @@ def daily_alerts(
         )
     elif tier in ("healthy", "watch"):
         rows += resolve_kind(state, "tier_drop", end, f"tier back to {tier}", profile)
+    state.book.tier = held
     if previous_tier and trend <= -a.health_drop_points:
         rows += raise_alert(
             state,

@@ -31,6 +31,16 @@ class Buyers:
         """The buyers nobody on either side has written with before."""
         return [b for b in buyers if b not in self.last_in and b not in self.last_out]
 
+    def rhythm(self) -> tuple[float | None, float | None]:
+        """When the buyer side last wrote, and its usual gap between writing occasions (None
+        with fewer than two occasions)."""
+        if not self.last_in:
+            return None, None
+        occasions = sum(count for _, count in self.cadence.values())
+        first = min(first for first, _ in self.cadence.values()) if self.cadence else 0.0
+        last = max(self.last_in.values())
+        return last, (last - first) / (occasions - 1) if occasions >= 2 else None
+
     def note_contact(self, contact: HeldContact) -> bool:
         """A CRM contact record; True when it marks an active contact inactive (they left)."""
         seniority, department = classify_title(contact.title)

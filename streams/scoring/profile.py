@@ -114,6 +114,9 @@ class Alerts(Section):
     silent_min_unanswered: float = 0
     silent_key_share: float = 0
     tier_drop_margin: float = 0
+    quiet_cadence_multiple: float = 0
+    quiet_min_days: float = 0
+    quiet_max_days: float = 0
     silent_max_health: float = 0
     engagement_recent_days: float = 1
     engagement_baseline_days: float = 1

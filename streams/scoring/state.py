@@ -45,7 +45,7 @@ from streams.scoring.alerts import (
     note_engagement,
     note_owner_change,
 )
-from streams.scoring.health import account_health, held_tier
+from streams.scoring.health import account_health
 from streams.scoring.preparedness import meeting_preparedness
 from streams.scoring.profile import DAY, DEFAULT, Profile
 from streams.scoring.relationship import conversation_keys
@@ -216,9 +216,7 @@ class AccountState(Account):
             rows.append((health.TABLE, health.columns()))
         # Tier and trend alerts wait until the account has a trend's worth of history.
         settled_in = self.first_day is not None and day - self.first_day >= profile.health.trend_days
-        previous_tier = self.book.tier if settled_in else None
-        rows.extend(rows_of(daily_alerts(self, end, health, previous_tier, profile)))
-        self.book.tier = held_tier(self.book.tier, health.tier, health.score, profile)
+        rows.extend(rows_of(daily_alerts(self, end, health, settled_in, profile)))
         self.day.note_closed(day, health.score, profile)
 
     def _health(self, now: float, profile: Profile, final: bool) -> HealthRow:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from streams.contracts import Envelope, format_time, make
 from streams.runtime.loop import Step, run
 from streams.scoring.engine import Scoring
-from streams.scoring.profile import DEFAULT
+from streams.scoring.profile import DEFAULT, Profile
 from streams.sinks.warehouse import collapse
 from streams.testing import memory_ports, run_in_memory
 
@@ -128,11 +129,11 @@ class History:
             },
         )
 
-    def rows(self, end: float = math.inf) -> dict[str, list[dict[str, Any]]]:
+    def rows(self, end: float = math.inf, profile: Profile = DEFAULT) -> dict[str, list[dict[str, Any]]]:
         """The rows of the records, the input ending at the clock ``end`` (infinity: every value
         window closes, and days up to MAX_GAP_DAYS after the last interaction)."""
         ordered = sorted(self.records, key=lambda r: (r[1].occurred_at, r[1].event_id))
-        ports = run_in_memory(ordered, [len(ordered)], 3600.0, end=end)
+        ports = run_in_memory(ordered, [len(ordered)], 3600.0, profile, end=end)
         rows = ports.sink.rows
         assert "rejected_events" not in rows  # every record was usable
         return {table: collapse(table, r) for table, r in rows.items()}
@@ -223,6 +224,37 @@ def test_health_rows_fill_idle_days_and_decay_while_the_buyer_is_silent() -> Non
     assert silent["score"] < engaged["score"] - 15
     assert silent["trend_30d"] < 0
     assert any(r["kind"] in ("tier_drop", "health_drop") for r in h.rows()["alerts"])
+
+
+@pytest.mark.parametrize("every_days", [4, 28])
+def test_a_tier_drop_waits_until_the_buyer_is_quiet_by_its_own_rhythm(every_days: int) -> None:
+    """A buyer who wrote every ``every_days`` days, answered each time, then nothing: the tier
+    drop comes once the silence passes 3 times that gap, at least 21 days and at most 56, not
+    before (a monthly correspondent six weeks quiet is not silent yet); without the rule it came
+    earlier."""
+    h = History()
+    for n in range(8):
+        sent = h.email(T0 + timedelta(days=every_days * n), SELLER, ["ann@buyer.com"])
+        h.email(
+            T0 + timedelta(days=every_days * n, hours=3), "ann@buyer.com", ["ann@buyer.com"], reply_to=sent
+        )
+    last_in = (T0 + timedelta(days=every_days * 7, hours=3)).timestamp()
+    end = last_in + 200 * 86400
+
+    def first_drop(profile: Profile) -> float:
+        drops = [
+            r["raised_at"].timestamp() for r in h.rows(end, profile)["alerts"] if r["kind"] == "tier_drop"
+        ]
+        assert drops, "the silence is alerted"
+        return min(drops)
+
+    a = DEFAULT.alerts
+    quiet = min(max(a.quiet_cadence_multiple * every_days, a.quiet_min_days), a.quiet_max_days) * 86400
+    assert (a.quiet_cadence_multiple, a.quiet_min_days, a.quiet_max_days) == (3, 21, 56)
+    assert first_drop(DEFAULT) - last_in > quiet
+    ungated = replace(DEFAULT, alerts=replace(a, quiet_cadence_multiple=0.0, quiet_min_days=0.0))
+    if every_days == 28:
+        assert first_drop(ungated) - last_in < quiet
 
 
 @pytest.mark.parametrize("weight", ["weight_agenda"])
