@@ -66,6 +66,7 @@ from streams.runtime.producer import EventProducer
 from streams.runtime.stack import Stack
 from streams.runtime.status import read_status
 from streams.runtime.stored_state import unpack
+from streams.scoring.state import AccountState
 from streams.sinks.warehouse import connect
 from streams.sources.dataset import SourceRecord, source_of
 from streams.sources.synthetic import SELLER_DOMAIN, generate
@@ -262,7 +263,8 @@ def state_size(state_dir: Path) -> dict[str, int]:
                 total += len(key) + len(value)
                 plain += len(key) + len(orjson.dumps(state))
                 accounts += 1
-                contacts += len(state.get("last_in", {}).keys() | state.get("last_out", {}).keys())
+                buyers = AccountState.from_dict(state).buyers  # any stored layout
+                contacts += len(buyers.last_in.keys() | buyers.last_out.keys())
         finally:
             db.close()
     return {
