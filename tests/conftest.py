@@ -12,6 +12,11 @@ from streams.config import Settings
 # Subject hashes are keyed (streams.sources.redact.subject_key): tests that read sources without a
 # RAPPORT_HOME of their own would otherwise make a key file under the working directory.
 os.environ.setdefault("RAPPORT_SUBJECT_KEY", "rapport-tests-subject-key")
+# Workers (which inherit this environment) settle pending events after 1 s of idle input instead
+# of 5 s: every pipeline run here ends on that idle tick, so each waited 4-6 s more for nothing.
+# Idle ticks at any time give the rows of replay (tests/runtime/test_loop.py), so what the live
+# tests compare is the same. tests/test_readme.py runs the README's ingests at the default.
+os.environ.setdefault("RAPPORT_IDLE_FLUSH_S", "1")
 from streams.sources.dataset import write_dataset
 from streams.sources.synthetic import SELLER_DOMAIN, generate
 

@@ -65,6 +65,7 @@ def test_the_readme_commands_work_as_written(demo_folder: Path, real_data: Path)
     assert script, f"no `rapport` beside {sys.executable}: install the package (pip install -e .)"
     env = {**os.environ, "RAPPORT_HOME": str(demo_folder / ".rapport"), "COLUMNS": "80"}
     env.pop("RAPPORT_SELLER_DOMAINS", None)  # as a new user has it
+    env.pop("RAPPORT_IDLE_FLUSH_S", None)  # the production default (tests/conftest.py sets 1 s)
     ran = 0
     for line, commands, mark in readme_blocks():
         if mark and mark["why"]:
