@@ -189,6 +189,8 @@ def _screenshot(page: Path, png: Path, net_log: Path) -> None:
             f"--screenshot={png}",
             "--window-size=1200,900",
             f"--log-net-log={net_log}",
+            # its own profile: another Chromium on the machine (a second test process) holds the default
+            f"--user-data-dir={png.with_suffix('.profile')}",
             page.as_uri(),
         ],
         capture_output=True,
