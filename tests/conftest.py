@@ -15,7 +15,7 @@ os.environ.setdefault("RAPPORT_SUBJECT_KEY", "rapport-tests-subject-key")
 # Workers (which inherit this environment) settle pending events after 1 s of idle input instead
 # of 5 s: every pipeline run here ends on that idle tick, so each waited 4-6 s more for nothing.
 # Idle ticks at any time give the rows of replay (tests/runtime/test_loop.py), so what the live
-# tests compare is the same. tests/test_readme.py runs the README's ingests at the default.
+# tests compare is the same. tests/test_readme.py and tests/runtime/test_live.py keep the default.
 os.environ.setdefault("RAPPORT_IDLE_FLUSH_S", "1")
 from streams.sources.dataset import write_dataset
 from streams.sources.synthetic import SELLER_DOMAIN, generate
