@@ -128,7 +128,8 @@ def quiet_by_own_rhythm(buyers: Buyers, end: float, profile: Profile) -> bool:
     (eight weeks of silence is silence whatever the rhythm): a monthly correspondent six
     weeks quiet is not yet silent, a daily one three weeks quiet is (presto-k: hgp-inc.com's
     tier drop, hand-labelled debatable, came 45 days after buyers with a 23-day gap last wrote;
-    it now waits for 69 days, and the thread resumed first: docs/scoring.md)."""
+    it now waits for 56 days (3 × 23, capped), and no drop counted before the thread resumed:
+    docs/scoring.md)."""
     last, gap = buyers.rhythm()
     if last is None:
         return True
@@ -149,7 +150,9 @@ def daily_alerts(
     # the held tier (health.held_tier): a drop counts past the margin
     previous_tier = state.book.tier if settled_in else None
     held = held_tier(state.book.tier, tier, score, profile)
-    dropped = tier in SEVERITY_BY_TIER and previous_tier and TIERS.index(held) > TIERS.index(previous_tier)
+    dropped = bool(
+        tier in SEVERITY_BY_TIER and previous_tier and TIERS.index(held) > TIERS.index(previous_tier)
+    )
     if dropped and not quiet_by_own_rhythm(state.buyers, end, profile):
         held = state.book.tier or held  # the drop waits until the buyer side is quiet by its rhythm
     elif dropped:

@@ -34,10 +34,10 @@ class Buyers:
     def rhythm(self) -> tuple[float | None, float | None]:
         """When the buyer side last wrote, and its usual gap between writing occasions (None
         with fewer than two occasions)."""
-        if not self.last_in:
+        if not self.last_in:  # a buyer who wrote has a cadence too (note_interaction)
             return None, None
         occasions = sum(count for _, count in self.cadence.values())
-        first = min(first for first, _ in self.cadence.values()) if self.cadence else 0.0
+        first = min(first for first, _ in self.cadence.values())
         last = max(self.last_in.values())
         return last, (last - first) / (occasions - 1) if occasions >= 2 else None
 

@@ -63,10 +63,14 @@ def closed_through(at: float, lateness_s: float) -> int:
 def flushable(
     state: Mapping[str, Any], now: float, profile: Profile = DEFAULT, lateness_s: float = 0.0
 ) -> int:
+    """How much a settle at ``now`` would do for a stored state (:func:`work_due`)."""
+    return work_due(AccountState.from_dict(dict(state)), now, profile, lateness_s)
+
+
+def work_due(account: AccountState, now: float, profile: Profile = DEFAULT, lateness_s: float = 0.0) -> int:
     """How much a settle at ``now`` would do: pending events, value windows that ended before the
     last day ``now`` closes, and one if a day is due (a silent account's day advances too)."""
     through = closed_through(now, lateness_s)
-    account = AccountState.from_dict(dict(state))
     ended = account.values.ended_before(min(now, (through + 1) * DAY), profile)
     due = account.next_due()
     return len(account.pending) + ended + int(due is not None and due <= through)
@@ -279,9 +283,9 @@ class Scoring:
                 if not saved:
                     continue
                 now = at(account_id, float(saved.get("watermark", 0.0)))
-                if not flushable(saved, now, self.profile, self.lateness_s):
+                state = AccountState.from_dict(saved)  # decoded once, kept only if it has work
+                if not work_due(state, now, self.profile, self.lateness_s):
                     continue
-                state = AccountState.from_dict(saved)
             else:
                 now = at(account_id, state.watermark)
             through = closed_through(now, self.lateness_s)

@@ -55,8 +55,12 @@ from streams.scoring.value import close_windows, note_outcomes, note_stage_advan
 Row = tuple[str, dict[str, Any]]  # (table, columns): what the sink takes
 
 
+def row_of(typed: ScoreRow) -> Row:
+    return typed.TABLE, typed.columns()
+
+
 def rows_of(typed: Iterable[ScoreRow]) -> Iterator[Row]:
-    return ((row.TABLE, row.columns()) for row in typed)
+    return (row_of(row) for row in typed)
 
 
 # Days closed after an account's last scored interaction, at most; after that it is dormant (no
@@ -169,7 +173,7 @@ class AccountState(Account):
         # As of the open day's last scored interaction (or its start when the day opened without
         # one): automated mail and CRM records must not date the row (batch boundaries would show).
         health = self._health(max(self.scored_until, self.open_day * DAY), profile, final=False)
-        return health.TABLE, health.columns()
+        return row_of(health)
 
     def flush(self, profile: Profile = DEFAULT, until: float = math.inf) -> list[Row]:
         """Settle everything pending and close the value windows that ended before ``until``
@@ -213,7 +217,7 @@ class AccountState(Account):
         rows.extend(rows_of(self._close_windows(end, profile)))
         health = self._health(end, profile, final=True)
         if self.is_relationship():
-            rows.append((health.TABLE, health.columns()))
+            rows.append(row_of(health))
         # Tier and trend alerts wait until the account has a trend's worth of history.
         settled_in = self.first_day is not None and day - self.first_day >= profile.health.trend_days
         rows.extend(rows_of(daily_alerts(self, end, health, settled_in, profile)))
@@ -253,7 +257,7 @@ class AccountState(Account):
             prepared = meeting_preparedness(
                 self.account_id, self.buyers, self.sellers, self.meetings, at, event_id, item, profile
             )
-            rows.append((prepared.TABLE, prepared.columns()))
+            rows.append(row_of(prepared))
         note_outcomes(self.values, at, event_id, item, self.buyers.new(item.buyers), profile)
         rows.extend(rows_of(event_alerts(self, at, event_id, item, profile)))
         self.sellers.note_interaction(at, event_id, item)
