@@ -58,7 +58,7 @@ from streams.runtime.outbound import alert_envelope, health_envelope
 from streams.runtime.ports import Clock, Rows, RowSink, SystemClock
 from streams.runtime.status import WorkerStatus
 from streams.runtime.stored_state import pack, unpack
-from streams.runtime.transport import App
+from streams.runtime.transport import App, consumer_positions
 from streams.scoring.engine import Scoring, closed_through, flushable
 from streams.scoring.profile import Profile, load_profile
 from streams.sinks.warehouse import TABLE_KEYS, Client, Sink, WriteStats
@@ -614,9 +614,11 @@ def create_app(
     async def tick() -> None:
         """While traffic is idle and events are pending (or unknown yet), wake every partition."""
         now = clock.now()
-        if intake.pending is not None and not intake.pending:
-            return
         if any(not intake.idle(p, now) for p in intake.last_event):
+            return
+        status.set("consumer", consumer_positions(app))
+        if intake.pending is not None and not intake.pending:
+            status.write()
             return
         at = datetime.fromtimestamp(now, UTC)
         envelope = make("tick/1", f"tick:{int(now * 1e9)}", "rapport", format_time(at), {"wall_time": now})

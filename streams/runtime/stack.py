@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -39,8 +39,10 @@ class PipelineError(RuntimeError):
     """The pipeline did not finish; the message says what was seen and where the logs are."""
 
 
-def lag_by_topic(bootstrap: str, group: str, topics: tuple[str, ...] = CONSUMED_TOPICS) -> dict[str, int]:
-    """Per topic, the messages not yet committed by consumer group ``group``."""
+def group_positions(
+    bootstrap: str, group: str, topics: tuple[str, ...] = CONSUMED_TOPICS
+) -> dict[TopicPartition, tuple[int, int]]:
+    """Per partition of ``topics``: (offset committed by ``group``, end offset)."""
     client = admin(bootstrap)
     try:
         described = client.describe_topics(list(topics))
@@ -49,14 +51,18 @@ def lag_by_topic(bootstrap: str, group: str, topics: tuple[str, ...] = CONSUMED_
         ]
         ends = client.list_partition_offsets(dict.fromkeys(partitions, OffsetSpec.LATEST))
         committed = client.list_group_offsets({group: None}).get(group, {})
-        lag = dict.fromkeys(topics, 0)
-        for tp in partitions:
-            end = ends[tp].offset
-            done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0
-            lag[tp.topic] += max(0, end - done)
-        return lag
+        done = {tp: max(0, o.offset) for tp, o in committed.items()}
+        return {tp: (done.get(tp, 0), ends[tp].offset) for tp in partitions}
     finally:
         client.close()
+
+
+def lag_by_topic(bootstrap: str, group: str, topics: tuple[str, ...] = CONSUMED_TOPICS) -> dict[str, int]:
+    """Per topic, the messages not yet committed by consumer group ``group``."""
+    lag = dict.fromkeys(topics, 0)
+    for tp, (done, end) in group_positions(bootstrap, group, topics).items():
+        lag[tp.topic] += max(0, end - done)
+    return lag
 
 
 def consumer_lag(bootstrap: str, group: str, topics: tuple[str, ...] = CONSUMED_TOPICS) -> int:
@@ -184,7 +190,7 @@ class Stack:
             elif time.monotonic() - moved > stall_s:
                 raise PipelineError(
                     f"no progress for {stall_s:.0f}s at {done:,} of {expected_events:,} events; "
-                    f"see {self.worker_log(0)}"
+                    f"{self.stall_report(status)}"
                 )
             if progress:
                 progress(done, expected_events)
@@ -198,6 +204,26 @@ class Stack:
             f"pipeline not drained after {timeout_s:.0f}s (lag or pending events remain); "
             f"see {', '.join(str(self.worker_log(i)) for i in range(len(self.workers)))}"
         )
+
+    def stall_report(self, status: Mapping[str, object]) -> str:
+        """What a stalled run left to read: the group's committed and end offsets, the worker's
+        counters and consumer positions, the last lines of each worker's log (redacted, as every
+        log of a worker)."""
+        try:
+            positions = group_positions(self.bootstrap, self.settings.app_id)
+            lag = ", ".join(f"{tp.topic}[{tp.partition}] {c}/{e}" for tp, (c, e) in sorted(positions.items()))
+        except Exception as exc:  # the broker itself may be what stalled
+            lag = f"unknown ({exc})"
+        lines = [
+            f"committed/end offsets: {lag}",
+            f"counters: {status.get('counters')}",
+            f"the worker's consumer while idle: {status.get('consumer')}",
+        ]
+        for index in range(len(self.workers)):
+            log_file = self.worker_log(index)
+            tail = log_file.read_text(errors="replace").splitlines()[-20:] if log_file.exists() else []
+            lines += [f"last lines of {log_file}:", *tail]
+        return "\n".join(lines)
 
     def drain(self, timeout_s: float, say: Callable[[str], None]) -> bool:
         """Before a graceful stop: wait until the workers committed everything produced.

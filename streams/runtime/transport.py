@@ -12,6 +12,7 @@ is for a single worker.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import faust
@@ -50,3 +51,37 @@ class App(faust.App):
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
+
+
+def consumer_positions(app: faust.App) -> dict[str, dict[str, Any]]:
+    """For each assigned partition, "topic[p]": what faust and aiokafka each know of it.
+
+    ``read`` and ``committed`` are faust's (last offset handed to a stream, offset committed),
+    ``acked`` the offsets acked but not yet committed, ``gaps`` the offset ranges faust waits to
+    fill, ``position`` and ``highwater`` aiokafka's (next fetch, broker's end at the last fetch),
+    ``fetched_s_ago`` the time since its last fetch answer. Written while the worker is idle, so
+    a stalled run says which of them stopped (an idle worker with lag left no trace before).
+    """
+    consumer = app.consumer
+    try:
+        aio = consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+        assignment = aio._subscription.subscription.assignment
+    except Exception:  # not started, or between generations
+        return {}
+    now_ms = time.time() * 1000
+    report: dict[str, dict[str, Any]] = {}
+    for tp in sorted(assignment.tps if assignment else ()):
+        state = assignment.state_value(tp)
+        key = faust.types.TP(tp.topic, tp.partition)
+        stamp = getattr(state, "timestamp", None)
+        report[f"{tp.topic}[{tp.partition}]"] = {
+            "read": consumer._read_offset.get(key),  # type: ignore[attr-defined]
+            "committed": consumer._committed_offset.get(key),  # type: ignore[attr-defined]
+            "acked": len(consumer._acked.get(key, ())),  # type: ignore[attr-defined]
+            "gaps": [(i.begin, i.end) for i in consumer._gap.get(key, ())][:5],  # type: ignore[attr-defined]
+            "position": getattr(state, "position", None) if state.has_valid_position else None,
+            "highwater": getattr(state, "highwater", None),
+            "paused": bool(getattr(state, "paused", False)),
+            "fetched_s_ago": round((now_ms - stamp) / 1000, 1) if stamp else None,
+        }
+    return report
