@@ -33,7 +33,13 @@ What it measures, in this order, on one embedded Tansu broker with Rapport's top
    the group from the first to the last status write of either: the "more workers" lever on this
    2-core machine, where the broker shares the cores.
 6. **replay** — ``bench/replay.py --accounts N --json`` in its own process (same dataset; its own
-   chDB folder, since one process may open only one).
+   chDB folder, since one process may open only one), with its I/O floor (read, decode, resolve
+   and insert the interaction rows only; see that file).
+
+Before the passthrough, **broker floor**: aiokafka alone (no faust, no consumer group) drains the
+same ``raw`` messages: the broker's own limit on this machine. The ratios the targets are set
+in — ``live_to_passthrough``, ``live_to_broker_floor``, ``replay_to_live``, ``replay_to_floor``,
+``group_speedup`` — are printed last and taken within the run.
 
 Prints a table; with ``--json`` the last line is one JSON object. Each run is also written to
 ``bench/results/pipeline-<UTC time>.json`` with the machine (cores, load, Python, platform) and
@@ -278,14 +284,49 @@ def state_size(state_dir: Path) -> dict[str, int]:
 # --- replay ------------------------------------------------------------------------------------
 
 
-def run_replay(accounts: int) -> float:
+def run_replay(accounts: int) -> dict[str, Any]:
+    """``bench/replay.py``'s figures: replay, its I/O floor and their ratio."""
     done = subprocess.run(
         [sys.executable, str(BENCH / "replay.py"), "--accounts", str(accounts), "--json"],
         capture_output=True,
         check=True,
         text=True,
     )
-    return float(orjson.loads(done.stdout.strip().splitlines()[-1])["replay_events_per_s"])
+    return dict(orjson.loads(done.stdout.strip().splitlines()[-1]))
+
+
+# --- the broker's floor ------------------------------------------------------------------------
+
+
+def broker_floor(bootstrap: str, expected: int, timeout_s: float = 300.0) -> float:
+    """aiokafka alone (no faust, no group: every partition of ``raw`` assigned, from the start)
+    draining ``expected`` messages; events/s from the first message to the last."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def drain() -> float:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(TOPIC_RAW) or set()
+            tps = [TopicPartition(TOPIC_RAW, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            count, first = 0, 0.0
+            deadline = time.monotonic() + timeout_s
+            while count < expected:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"broker floor: {count:,} of {expected:,} messages in {timeout_s:.0f}s")
+                batches = await consumer.getmany(timeout_ms=500)
+                if batches and not first:
+                    first = time.time()
+                count += sum(len(messages) for messages in batches.values())
+            return (count - 1) / (time.time() - first)
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(drain())
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -310,6 +351,7 @@ def run(accounts: int, rate: float, latency_seconds: float, home: Path) -> dict[
             figures["produce_events_per_s"] = round(len(events) / (time.perf_counter() - started))
         valid = sum(n for topic, n in producer.sent.items() if topic != TOPIC_DEADLETTER)
 
+        figures["broker_floor_events_per_s"] = round(broker_floor(stack.bootstrap, valid))
         figures["passthrough_events_per_s"] = round(run_passthrough(stack.bootstrap, valid, home))
 
         stack.start_workers()
@@ -343,10 +385,15 @@ def run(accounts: int, rate: float, latency_seconds: float, home: Path) -> dict[
         measure_group(replace(settings, kafka_bootstrap=None, home=home / "group"), events, GROUP_WORKERS)
     )
 
-    figures["replay_events_per_s"] = round(run_replay(accounts))
-    figures["live_to_passthrough"] = round(
-        figures["live_events_per_s"] / figures["passthrough_events_per_s"], 2
-    )
+    replayed = run_replay(accounts)
+    figures["replay_events_per_s"] = replayed["replay_events_per_s"]
+    figures["replay_floor_events_per_s"] = replayed["floor_events_per_s"]
+    figures["replay_to_floor"] = replayed["replay_to_floor"]
+    live = figures["live_events_per_s"]
+    figures["live_to_passthrough"] = round(live / figures["passthrough_events_per_s"], 2)
+    figures["live_to_broker_floor"] = round(live / figures["broker_floor_events_per_s"], 2)
+    figures["replay_to_live"] = round(figures["replay_events_per_s"] / live, 2)
+    figures["group_speedup"] = round(figures["group_live_events_per_s"] / live, 2)
     return figures
 
 
