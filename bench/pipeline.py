@@ -18,7 +18,9 @@ What it measures, in this order, on one embedded Tansu broker with Rapport's top
    capacity) for ``--latency-seconds``. It starts the day after the first one ends, as a live feed
    goes on: its accounts are the first dataset's (the generator names them the same), so a second
    year starting where the first did would be all late records (measured: 21,474 of 30,000 late,
-   each rescoring its account from the warehouse: p95 30 s); the wall time of each send is recorded
+   each rescoring its account from the warehouse: p95 30 s), and it has as many accounts as the
+   first, so an event costs what it cost in the live phase (:func:`following`); the wall time of
+   each send is recorded
    by event id. After the worker drained and stopped (chDB lets one process hold the warehouse
    folder, so nothing can read it while the worker runs), the warehouse is opened here and each
    interaction's ``ingested_at`` (migration 004: ``now64(3)`` filled by ClickHouse at insert) is
@@ -119,6 +121,7 @@ def passthrough_worker(bootstrap: str, expected: int, out: Path, home: Path) -> 
         value_serializer="raw",
         key_serializer="raw",
     )
+    app.fetch_wait_ms = settings.fetch_wait_ms  # as create_app
     raw = app.topic(TOPIC_RAW, value_serializer="raw", key_serializer="raw")
     seen = {"count": 0, "first": 0.0}
 
@@ -337,12 +340,16 @@ def broker_floor(bootstrap: str, expected: int, timeout_s: float = 300.0) -> flo
 
 
 def following(events: list[SourceRecord], accounts: int, wanted: int) -> list[SourceRecord]:
-    """``wanted`` events of a second dataset (seed 8, enough of the same accounts) starting the
-    day after ``events`` end."""
+    """The first ``wanted`` events (by event time) of a second dataset of the same ``accounts``
+    (seed 8) starting the day after ``events`` end: the mix of work the live rate was measured on.
+
+    A dataset of fewer accounts (the third of them ``wanted`` needed, as before) ran its whole year
+    in the 15 s, so every event closed three times the account-days a live-phase event closes
+    (silent accounts close days too): at "half the live rate" the worker was at 90 % of its main
+    thread (py-spy, 1,196 samples; day closes 15 %) and a queue built up (p50 2.8 s → 5.2 s)."""
     last = datetime.fromisoformat(max(item.envelope.occurred_at for item in events))
     start = (last + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    latency_accounts = max(1, round(accounts * wanted / len(events)) + 1)
-    return records(generate(latency_accounts, seed=LATENCY_SEED, start=start)[0])[:wanted]
+    return records(generate(accounts, seed=LATENCY_SEED, start=start)[0])[:wanted]
 
 
 def run(accounts: int, rate: float | None, latency_seconds: float, home: Path) -> dict[str, Any]:

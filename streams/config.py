@@ -192,7 +192,7 @@ class Settings:
     sink_batch_size: int = 2000
     sink_batch_seconds: float = 0.5
     resolve_batch_seconds: float = 0.2
-    fetch_wait_ms: int = 1500
+    fetch_wait_ms: int = 100
     allowed_lateness_s: float = 86400.0
     broker_session_timeout_s: float = 10.0
     broker_rebalance_timeout_s: float = 6.0
@@ -215,7 +215,7 @@ class Settings:
             sink_batch_size=_number(env, "RAPPORT_SINK_BATCH_SIZE", 2000, 1),
             sink_batch_seconds=_number(env, "RAPPORT_SINK_BATCH_SECONDS", 0.5, 0.01),
             resolve_batch_seconds=_number(env, "RAPPORT_RESOLVE_BATCH_SECONDS", 0.2, 0.01),
-            fetch_wait_ms=int(_number(env, "RAPPORT_FETCH_WAIT_MS", 1500, 10)),
+            fetch_wait_ms=int(_number(env, "RAPPORT_FETCH_WAIT_MS", 100, 10)),
             allowed_lateness_s=_number(env, "RAPPORT_ALLOWED_LATENESS_S", 86400.0, 0.0),
             # Embedded: a fresh single broker, so short timeouts make the first group join take
             # seconds instead of half a minute. A real cluster keeps faust's safer defaults.
