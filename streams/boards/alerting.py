@@ -19,7 +19,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.alerting import RelativeTimeRange
 from grafana_foundation_sdk.models.common import DataSourceRef
 
-from streams.boards.dashboards import BOARDS, FOLDER_TITLE, FOLDER_UID, panel_id
+from streams.boards.dashboards import BOARDS, FOLDER_TITLE, FOLDER_UID, latest_health, panel_id
 from streams.boards.queries import DATASOURCE_UID, ClickHouse
 
 RULE_GROUP = "rapport-buyers"
@@ -50,11 +50,9 @@ ALERT_QUERIES = (
         uid="rapport-account-disengaged",
         title="Account disengaged",
         # The latest daily snapshot within three days: today's may not be written yet.
-        sql="""
-SELECT account_id AS account, toFloat64(argMax(tier, as_of) = 'disengaged') AS disengaged
-FROM rapport.account_health FINAL
-WHERE as_of >= toDate($__fromTime) AND as_of <= toDate($__toTime)
-GROUP BY account_id""",
+        sql=f"""
+SELECT account_id AS account, toFloat64(h_tier = 'disengaged') AS disengaged
+FROM ({latest_health(("tier",), h=("toDate($__fromTime)", "toDate($__toTime)", "<="))})""",
         window_s=3 * DAY,
         above=0,
         summary="Account {{ $labels.account }} is disengaged: see the account drilldown board.",

@@ -5,8 +5,9 @@ latest versions, with ``FINAL``, except where a panel ranges over every account'
 by time: ``FINAL`` must read and merge the whole sort key (account, id) there, while
 ``argMax(column, version)`` grouped by id reads only the rows in the time range
 (``bench/queries.py`` on 10 M interactions: 300 ms → 20 ms for a day of interactions). The same
-rewrite made the health queries slower (argMax by day and version over every snapshot), so they
-keep ``FINAL``. Queries use only the ClickHouse
+rewrite made the health queries slower (argMax by day and version over every snapshot); they
+read the monthly summary ``account_health_monthly`` instead (:func:`latest_health`). Queries use
+only the ClickHouse
 datasource's macros, so tests can expand and run each one (:mod:`streams.boards.macros`). Time
 series queries put the time column first.
 """
@@ -28,20 +29,78 @@ TAGS = ["rapport"]
 
 PanelKind = Callable[[], timeseries.Panel | table.Panel | stat.Panel | piechart.Panel | barchart.Panel]
 
-# The latest daily health snapshot of every account up to the end of the time range.
-LATEST_HEALTH = """
+# The fields of a health snapshot that boards read: name in account_health_monthly → expression on
+# account_health (schemas/warehouse/005_health_monthly.sql).
+HEALTH_FIELDS = {
+    "as_of": "as_of",
+    "score": "score",
+    "tier": "tier",
+    "depth": "depth",
+    "trend_30d": "trend_30d",
+    "engaged_contacts": "engaged_contacts",
+    "last_touch": "last_touch",
+    "top_reason": "top_reason",
+    "cells": "length(coverage)",
+}
+# A daily row's place in time as account_health_monthly.latest: (as_of, version) as one number.
+LATEST = "bitShiftLeft(toUInt128(toUInt32(as_of)), 64) + version"
+
+
+def latest_health(fields: tuple[str, ...], **ranges: tuple[str, str, str]) -> str:
+    """Per account, the latest snapshot in each named date range ``(low, high, op)`` (``as_of >=
+    low AND as_of op high``, op ``<`` or ``<=``): columns ``name_field`` for each of ``fields``
+    (HEALTH_FIELDS) and ``name_rows`` (the range has a snapshot); accounts with one in some range.
+
+    Whole months in a range come from ``account_health_monthly`` (one row per account and month),
+    the days before the first and after the last whole month from ``account_health``, so any range
+    gives what ``FINAL`` and ``argMax`` by day over every snapshot give
+    (tests/boards/test_health_summary.py). bench/queries.py, 7.3 M snapshots: see README."""
+
+    def bounds(low: str, high: str, op: str) -> tuple[str, str]:
+        # [first, after): the whole months of the range, as constants (no function per row)
+        first = f"if(toStartOfMonth({low}) = {low}, {low}, toLastDayOfMonth({low}) + 1)"
+        after = f"toStartOfMonth({high})"
+        if op == "<=":
+            after = f"if(toLastDayOfMonth({high}) = {high}, {high} + 1, {after})"
+        return first, after
+
+    whole = [(r, *bounds(*r)) for r in ranges.values()]
+    months = " OR ".join(f"(month >= {f} AND month < {a})" for _, f, a in whole)
+    days = " OR ".join(
+        f"(as_of >= {low} AND as_of {op} {high} AND (as_of < {f} OR as_of >= {a}))"
+        for (low, high, op), f, a in whole
+    )
+    inside = {name: f"first >= {low} AND last {op} {high}" for name, (low, high, op) in ranges.items()}
+    picks = ",\n           ".join(
+        [
+            f"argMaxIf({field}, latest, {inside[name]}) AS {name}_{field}"
+            for name in ranges
+            for field in fields
+        ]
+        + [f"countIf({inside[name]}) > 0 AS {name}_rows" for name in ranges]
+    )
+    summary = ", ".join(fields)
+    daily = ", ".join(f"{HEALTH_FIELDS[field]} AS {field}" for field in fields)
+    return f"""
     SELECT account_id,
-           max(h.as_of) AS snapshot,
-           argMax(score, h.as_of) AS score,
-           argMax(tier, h.as_of) AS tier,
-           argMax(depth, h.as_of) AS depth,
-           argMax(trend_30d, h.as_of) AS trend_30d,
-           argMax(engaged_contacts, h.as_of) AS engaged_contacts,
-           argMax(last_touch, h.as_of) AS last_touch,
-           argMax(top_reason, h.as_of) AS top_reason
-    FROM rapport.account_health AS h FINAL
-    WHERE h.as_of <= toDate($__toTime)
+           {picks}
+    FROM (
+        SELECT account_id, month AS first, toLastDayOfMonth(month) AS last, latest, {summary}
+        FROM rapport.account_health_monthly
+        WHERE {months}
+        UNION ALL
+        SELECT account_id, as_of AS first, as_of AS last, {LATEST} AS latest, {daily}
+        FROM rapport.account_health
+        WHERE {days})
     GROUP BY account_id"""
+
+
+# The latest daily health snapshot of every account up to the end of the time range.
+LATEST_HEALTH = f"""
+    SELECT account_id, h_as_of AS snapshot, h_score AS score, h_tier AS tier, h_depth AS depth,
+           h_trend_30d AS trend_30d, h_engaged_contacts AS engaged_contacts, h_last_touch AS last_touch,
+           h_top_reason AS top_reason
+    FROM ({latest_health(tuple(HEALTH_FIELDS)[:-1], h=("toDate(0)", "toDate($__toTime)", "<="))})"""
 
 
 def latest_interactions(time_column: str, **columns: str) -> str:
@@ -279,7 +338,9 @@ def account_drilldown() -> Dashboard:
             variable(
                 "account",
                 "Account",
-                "SELECT DISTINCT account_id FROM rapport.account_health FINAL ORDER BY account_id",
+                # the accounts with a snapshot (account_health_monthly has a row per account and month
+                # of them; 405 → 30 ms at 7.3 M snapshots)
+                "SELECT DISTINCT account_id FROM rapport.account_health_monthly ORDER BY account_id",
             )
         )
         .with_row(row(n, "Health"))
@@ -477,16 +538,17 @@ ORDER BY meetings DESC"""),
 QUARTER = f"toDateOrZero({value_of('quarter')})"
 QUARTER_CHANGE = f"""
     SELECT account_id,
-           argMaxIf(score, as_of, as_of >= {QUARTER}) AS health_q,
-           argMaxIf(score, as_of, as_of < {QUARTER}) AS health_prev,
-           argMaxIf(depth, as_of, as_of >= {QUARTER}) AS depth_q,
-           argMaxIf(depth, as_of, as_of < {QUARTER}) AS depth_prev,
-           argMaxIf(length(coverage), as_of, as_of >= {QUARTER}) AS cells_q,
-           argMaxIf(length(coverage), as_of, as_of < {QUARTER}) AS cells_prev,
-           countIf(as_of < {QUARTER}) > 0 AS known_before
-    FROM rapport.account_health FINAL
-    WHERE as_of >= addQuarters({QUARTER}, -1) AND as_of < addQuarters({QUARTER}, 1)
-    GROUP BY account_id"""
+           q_score AS health_q, prev_score AS health_prev,
+           q_depth AS depth_q, prev_depth AS depth_prev,
+           q_cells AS cells_q, prev_cells AS cells_prev,
+           prev_rows AS known_before
+    FROM ({
+    latest_health(
+        ("score", "depth", "cells"),
+        prev=(f"addQuarters({QUARTER}, -1)", QUARTER, "<"),
+        q=(QUARTER, f"addQuarters({QUARTER}, 1)", "<"),
+    )
+})"""
 
 
 def quarterly_review() -> Dashboard:

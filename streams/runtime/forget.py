@@ -42,7 +42,7 @@ from streams.runtime.ports import Clock, DictStore, NoPublisher, Rows, SystemClo
 from streams.runtime.status import read_status
 from streams.scoring.engine import Scoring
 from streams.scoring.profile import Profile, load_profile
-from streams.sinks.warehouse import DATABASE, TABLE_KEYS, Client, Sink, WriteStats
+from streams.sinks.warehouse import DATABASE, SUMMARIES, TABLE_KEYS, Client, Sink, WriteStats
 from streams.sinks.written import note_forgotten
 
 # Tables whose rows are inputs (entities and interactions); every other table holds scores.
@@ -310,6 +310,9 @@ def forget_in_warehouse(
                 note_forgotten(settings.written_dir, {table: removed})
         if rewritten:
             report.rewritten[table] = rewritten
+        if table in SUMMARIES and accounts:  # every score row of these accounts went above
+            delete_accounts(client, SUMMARIES[table], accounts)
+            touched.extend(SUMMARIES[table])
     profile = load_profile(settings.scoring_profile)
     states = rescore(client, accounts, settings.allowed_lateness_s, profile, sink, origin, report, clock)
     local = settings.warehouse_url.startswith("chdb://")
@@ -327,11 +330,9 @@ def rescore_late(
     earlier stages are not seen again. Returns the new states."""
     accounts = sorted(set(accounts))
     listed = ", ".join(quote(a) for a in accounts)
-    for table in SCORE_TABLES:
-        client.command(
-            f"ALTER TABLE {DATABASE}.{table} DELETE WHERE account_id IN ({listed})",
-            settings={"mutations_sync": 2},
-        )
+    delete_accounts(
+        client, [*SCORE_TABLES, *(s for t in SCORE_TABLES for s in SUMMARIES.get(t, ()))], accounts
+    )
     report = ForgetReport("")
     origin = f"rescore:{hashlib.blake2b(listed.encode(), digest_size=8).hexdigest()}:{int(clock.now() * 1e9)}"
     profile = load_profile(settings.scoring_profile)
@@ -339,6 +340,16 @@ def rescore_late(
         client, accounts, settings.allowed_lateness_s, profile, Sink(client), origin, report, clock, False
     )
     return {account: states.get(account) for account in accounts}
+
+
+def delete_accounts(client: Client, tables: Iterable[str], accounts: list[str]) -> None:
+    """Delete every row of ``accounts`` from ``tables`` (score tables and their summaries)."""
+    listed = ", ".join(quote(a) for a in accounts)
+    for table in tables:
+        client.command(
+            f"ALTER TABLE {DATABASE}.{table} DELETE WHERE account_id IN ({listed})",
+            settings={"mutations_sync": 2},
+        )
 
 
 def hash_of(address: str) -> str:

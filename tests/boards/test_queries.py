@@ -77,8 +77,9 @@ ALERT_TIME = {"account_health": "as_of", "alerts": "raised_at"}
 def alert_context(filled, query: BoardQuery) -> QueryContext:
     """An alert evaluated the day after the newest row of the table it reads (a health snapshot,
     a raised alert), over its own window: silent days close too, so the newest health snapshot
-    can be months after the newest alert."""
-    (table,) = set(re.findall(r"rapport\.(\w+)", query.sql))
+    can be months after the newest alert. Of the health tables the daily one is read (the monthly
+    summary holds the same days)."""
+    (table,) = set(re.findall(r"rapport\.(\w+)", query.sql)) - {"account_health_monthly"}
     (newest,) = filled.query(f"SELECT max({ALERT_TIME[table]}) FROM rapport.{table} FINAL").result_rows[0]
     at = datetime(newest.year, newest.month, newest.day, tzinfo=UTC) + timedelta(days=1)
     window = next(a.window_s for a in ALERT_QUERIES if a.uid == query.where)
