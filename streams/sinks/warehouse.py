@@ -50,7 +50,9 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
 
 # Tables the warehouse fills itself from a table's inserts (materialized views): what is deleted
 # from the table must be deleted from them too. Keyed by account, as the scores they summarise.
-SUMMARIES: dict[str, tuple[str, ...]] = {"account_health": ("account_health_monthly",)}
+SUMMARIES: dict[str, tuple[str, ...]] = {
+    "account_health": ("account_health_monthly", "account_health_by_day")
+}
 
 
 class WarehouseError(RuntimeError):
