@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from streams.contracts import parse_time
+from streams.contracts import Envelope, parse_time
 from streams.identity.resolver import Resolver
 from streams.scoring.profile import DEFAULT, load_profile
 from streams.sinks.warehouse import collapse
@@ -61,7 +61,7 @@ def score_dataset(
     profile = load_profile(profile_path) if profile_path else DEFAULT
     events, labels = generate(accounts, seed=seed, dirty=dirty)
     resolver = Resolver([SELLER_DOMAIN])
-    records = []
+    records: list[tuple[str, Envelope]] = []
     for e in events:
         try:
             records.extend((o.account_id, o.envelope) for o in resolver.resolve(e))

@@ -19,6 +19,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 from record import machine, record
@@ -165,7 +166,7 @@ def main() -> None:
         fill_s = fill(client, args.interactions, args.accounts)
         print(f"filled in {time.perf_counter() - started:.0f} s: {fill_s}")
         by_board = contexts(client, queries)
-        results = []
+        results: list[dict[str, Any]] = []
         for q in queries:
             context = by_board[q.where if q.kind == "alert" else q.board]
             sql = expand(q.sql, context, server_only=q.server_only)

@@ -21,6 +21,7 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import orjson
@@ -42,7 +43,8 @@ def floor(folder: Path, settings: Settings) -> int:
     migrate(client)
     sink = Sink(client, fail_on_full_disk=True)
     resolver = Resolver(settings.seller_domains)
-    read, rows, batch = 0, [], 0
+    read, batch = 0, 0
+    rows: list[Any] = []
 
     def insert() -> None:
         nonlocal batch
