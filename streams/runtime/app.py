@@ -67,6 +67,22 @@ from streams.sinks.written import SAVE_EVERY_S, WrittenKeys
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# The agents' producer batch per partition (faust's default: 16 KB). aiokafka keeps one produce
+# request in flight per broker and puts at most one batch per partition in it; a full batch makes
+# the next send wait until it is taken. So with 16 KB an agent sending an interaction batch of
+# 1,000 events waited for several durable round trips in a row: at 600 events/s (half the live
+# rate) resolve sat 1.4-2.9 s per batch with the worker's main thread 45 % idle, its queue grew
+# to 3,300 events, and p95 latency was 5.0-9.3 s (8 runs, 2026-12-03). With 256 KB (the ingest
+# producer's batch size): p95 2.4-2.8 s, and no queue (the last fifth's median under the first's).
+PRODUCER_BATCH_BYTES = 256 * 1024
+
+# Messages sent by an agent are published when their source offset commits, so the commit
+# interval paces the second hop; keep it well under the idle flush (5 s). At 600 events/s with
+# the batch above, p95 latency 2.26-2.80 s with 0.5 s and 1.83-1.84 s with 0.25 s (two runs each,
+# 2026-12-03); a shorter score window (0.25 s instead of 0.5 s) made it worse (2.48-3.74 s):
+# each scoring step has fixed costs (warehouse inserts, state writes).
+COMMIT_INTERVAL_S = 0.25
+
 
 def batch_origin(events: Iterable[faust.EventT]) -> str:
     """topic/partition/offset ranges of a batch plus a digest of its bytes.
@@ -452,14 +468,13 @@ def create_app(
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
         processing_guarantee="at_least_once",
-        # Messages sent by an agent are published when their source offset commits, so the
-        # commit interval paces the second hop; keep it well under the idle flush below.
-        broker_commit_interval=0.5,
+        broker_commit_interval=COMMIT_INTERVAL_S,
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         value_serializer="raw",
         key_serializer="raw",
         table_standby_replicas=0,
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
     )
     app.fetch_wait_ms = settings.fetch_wait_ms
     raw_topic = app.topic(TOPIC_RAW, value_serializer="raw", key_serializer="raw")
