@@ -98,6 +98,20 @@ def test_retried_batch_with_same_token_is_written_once_and_versions_replace(ware
     ]
 
 
+def test_the_same_input_with_other_rows_is_written(warehouse: Any) -> None:
+    """A restarted worker may settle other events from the same batch than before it was killed:
+    those rows must land, not be dropped as a repeat of the first insert."""
+    sink = Sink(warehouse)
+    origin = "interactions/0/0-9;digest"
+    sink.write_now({"interactions": [interaction(1)]}, origin)
+    sink.write_now({"interactions": [interaction(1), interaction(2), interaction(3)]}, origin)
+    assert rows(warehouse, "SELECT interaction_id FROM rapport.interactions FINAL ORDER BY 1") == [
+        ("email:1",),
+        ("email:2",),
+        ("email:3",),
+    ]
+
+
 def test_collapse_keeps_highest_version_per_key() -> None:
     kept = collapse("interactions", [interaction(1, 2), interaction(1, 5), interaction(1, 1), interaction(2)])
     assert sorted((r["interaction_id"], r["version"]) for r in kept) == [("email:1", 5), ("email:2", 0)]
