@@ -76,11 +76,12 @@ T = TypeVar("T")
 # producer's batch size): p95 2.4-2.8 s, and no queue (the last fifth's median under the first's).
 PRODUCER_BATCH_BYTES = 256 * 1024
 
-# Messages sent by an agent are published when their source offset commits, so the commit
-# interval paces the second hop; keep it well under the idle flush (5 s). At 600 events/s with
-# the batch above, p95 latency 2.26-2.80 s with 0.5 s and 1.83-1.84 s with 0.25 s (two runs each,
-# 2026-12-03); a shorter score window (0.25 s instead of 0.5 s) made it worse (2.48-3.74 s):
-# each scoring step has fixed costs (warehouse inserts, state writes).
+# Each commit publishes the messages faust attached to the committed offsets and first flushes the
+# producer, so the commit interval paces what the agents send; keep it well under the idle flush
+# (5 s). (A commit-timing hook found resolve's sends not attached: they go out at once.) At 600
+# events/s with the batch above, p95 latency 2.26-2.80 s with 0.5 s and 1.83-1.84 s with 0.25 s
+# (two runs each, 2026-12-03); a shorter score window (0.25 s instead of 0.5 s) made it worse
+# (2.48-3.74 s): each scoring step has fixed costs (warehouse inserts, state writes).
 COMMIT_INTERVAL_S = 0.25
 
 
