@@ -99,6 +99,8 @@ def test_the_agents_producer_sends_large_batches_and_commits_often(app) -> None:
 
     assert app.conf.producer_max_batch_size == PRODUCER_BATCH_BYTES >= 256 * 1024
     assert app.conf.broker_commit_interval == COMMIT_INTERVAL_S <= 0.25
+    # sends are not held back until an offset commits (streams/runtime/app.py, COMMIT_INTERVAL_S)
+    assert app.conf.stream_publish_on_commit is False
 
 
 def test_the_ingest_producer_checksums_in_c() -> None:
