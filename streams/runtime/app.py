@@ -596,6 +596,9 @@ def create_app(
             for account_id, records in by_account.items():
                 for value in batches(account_id, records, floor.occurred_at if floor else None):
                     await interactions.send(key=account_id.encode(), value=value)
+            # records sent on: beside the score agent's ``events``, a stalled drain's report
+            # shows on which side of ``interactions`` a record went missing
+            status.count("resolved", sum(map(len, by_account.values())))
             yield len(events)
 
     @app.agent(interactions, concurrency=1)
