@@ -114,6 +114,20 @@ def latest_interactions(time_column: str, **columns: str) -> str:
     GROUP BY interaction_id)"""
 
 
+def interactions_by_time(condition: str = "", **columns: str) -> str:
+    """The interactions whose event time is in the range, from their time-sorted copy
+    (schemas/warehouse/007_interactions_by_time.sql): FINAL there reads only the range and keeps
+    one row per interaction, where ``latest_interactions`` groups every id of the range (10 M
+    interactions: 205-293 ms against 1,565-1,808 ms). It holds the event time, account, channel
+    and automated flag; ``columns`` as in ``latest_interactions``."""
+    picks = ", ".join(f"{column} AS {name}" for name, column in columns.items())
+    extra = f" AND {condition}" if condition else ""
+    return f"""(
+    SELECT {picks}
+    FROM rapport.interactions_by_time FINAL
+    WHERE $__timeFilter(occurred_at){extra})"""
+
+
 ACCOUNT_NAMES = "(SELECT account_id, name FROM rapport.accounts FINAL) AS a"
 SELLER_TEAMS = "(SELECT email, team FROM rapport.sellers FINAL) AS s"
 
@@ -282,8 +296,7 @@ ORDER BY time""").time_series(),
                 "Interactions by channel",
                 ClickHouse(f"""
 SELECT $__timeInterval(at) AS time, toString(kind) AS channel, count() AS interactions
-FROM {latest_interactions("occurred_at", at="occurred_at", kind="channel", bulk="automated")}
-WHERE bulk = 0
+FROM {interactions_by_time("automated = 0", at="occurred_at", kind="channel")}
 GROUP BY time, channel
 ORDER BY time""").time_series(),
             )
@@ -660,7 +673,7 @@ def pipeline_operations() -> Dashboard:
                 "Interactions per minute (event time)",
                 ClickHouse(f"""
 SELECT $__timeInterval(at) AS time, count() * 60 / $__interval_s AS per_minute
-FROM {latest_interactions("occurred_at", at="occurred_at")}
+FROM {interactions_by_time(at="occurred_at")}
 GROUP BY time
 ORDER BY time""").time_series(),
             )
@@ -700,8 +713,7 @@ ORDER BY time""").time_series(),
                 "Automated mail share",
                 ClickHouse(f"""
 SELECT $__timeInterval(at) AS time, avg(bulk) AS automated_share
-FROM {latest_interactions("occurred_at", at="occurred_at", kind="channel", bulk="automated")}
-WHERE kind = 'email'
+FROM {interactions_by_time("channel = 'email'", at="occurred_at", bulk="automated")}
 GROUP BY time
 ORDER BY time""").time_series(),
                 unit="percentunit",

@@ -42,7 +42,7 @@ from streams.runtime.ports import Clock, DictStore, NoPublisher, Rows, SystemClo
 from streams.runtime.status import read_status
 from streams.scoring.engine import Scoring
 from streams.scoring.profile import Profile, load_profile
-from streams.sinks.warehouse import DATABASE, SUMMARIES, TABLE_KEYS, Client, Sink, WriteStats
+from streams.sinks.warehouse import DATABASE, SUMMARIES, TABLE_KEYS, Client, Sink, WriteStats, quote
 from streams.sinks.written import note_forgotten
 
 # Tables whose rows are inputs (entities and interactions); every other table holds scores.
@@ -313,6 +313,10 @@ def forget_in_warehouse(
         if table in SUMMARIES and accounts:  # every score row of these accounts went above
             delete_accounts(client, SUMMARIES[table], accounts)
             touched.extend(SUMMARIES[table])
+    kept = {(r["account_id"], r["interaction_id"]) for r in rewrites.get("interactions", [])}
+    if gone := sorted({(r["account_id"], r["interaction_id"]) for _, r in found["interactions"]} - kept):
+        resync_by_time(client, gone)
+        touched.append("interactions_by_time")
     profile = load_profile(settings.scoring_profile)
     states = rescore(client, accounts, settings.allowed_lateness_s, profile, sink, origin, report, clock)
     local = settings.warehouse_url.startswith("chdb://")
@@ -340,6 +344,22 @@ def rescore_late(
         client, accounts, settings.allowed_lateness_s, profile, Sink(client), origin, report, clock, False
     )
     return {account: states.get(account) for account in accounts}
+
+
+def resync_by_time(client: Client, keys: list[tuple[str, str]]) -> None:
+    """Interactions deleted outright (their only buyer was forgotten): their rows in the
+    time-sorted copy go too, and what interactions still holds of them (an older version
+    without the person) is copied again, so the copy keeps what interactions FINAL keeps."""
+    listed = "[" + ", ".join(f"({quote(a)}, {quote(i)})" for a, i in keys) + "]"
+    client.command(
+        f"ALTER TABLE {DATABASE}.interactions_by_time DELETE WHERE (account_id, interaction_id) IN {listed}",
+        settings={"mutations_sync": 2},
+    )
+    client.command(
+        f"INSERT INTO {DATABASE}.interactions_by_time "
+        "SELECT occurred_at, interaction_id, account_id, channel, automated, version, 0 "
+        f"FROM {DATABASE}.interactions FINAL WHERE (account_id, interaction_id) IN {listed}"
+    )
 
 
 def delete_accounts(client: Client, tables: Iterable[str], accounts: list[str]) -> None:
@@ -403,10 +423,6 @@ def purge(client: Client, tables: Iterable[str], local: bool) -> dict[str, int]:
         finally:
             client.command(f"ATTACH TABLE {DATABASE}.{table}")
     return {k: v for k, v in removed.items() if v}
-
-
-def quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def count(client: Client, table: str) -> int:

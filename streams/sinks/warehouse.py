@@ -18,8 +18,9 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import unquote
 
 import clickhouse_connect
@@ -30,6 +31,8 @@ from streams.contracts import contracts_dir
 from streams.sinks.written import WrittenKeys
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DATABASE = "rapport"
 
@@ -301,6 +304,16 @@ def migrate(client: Client) -> list[str]:
     return done
 
 
+def quote(value: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def same_instant(stored: datetime, written: datetime) -> bool:
+    """Equal as DateTime64(3) keeps them (the warehouse drops what is below a millisecond)."""
+    return int(stored.timestamp() * 1000) == int(written.timestamp() * 1000)
+
+
 def collapse(table: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Keep only the highest-version row per table key (what FINAL would keep anyway)."""
     key_columns = TABLE_KEYS[table]
@@ -377,6 +390,45 @@ class Sink:
         if self.written is not None:
             self.written.add(table, rows)
 
+    def cancels(self, interactions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows of ``interactions_by_time`` that cancel the time an interaction no longer has
+        (schemas/warehouse/007_interactions_by_time.sql): for each row whose stored latest
+        version has another time, the losing time with the winning version (a tie goes to the
+        row written last, as in ReplacingMergeTree). Inserted before the interactions, so a crash
+        between the two repeats the same lookup; emails never move and are not looked up."""
+        movable = [r for r in interactions if r["channel"] != "email"]
+        if not movable:
+            return []
+        accounts = ", ".join(sorted({quote(r["account_id"]) for r in movable}))
+        ids = ", ".join(sorted({quote(r["interaction_id"]) for r in movable}))
+        stored = {
+            (account, iid): (at, version)
+            for account, iid, at, version in self.client.query(
+                f"SELECT account_id, interaction_id, occurred_at, version FROM {DATABASE}.interactions FINAL "
+                f"WHERE account_id IN ({accounts}) AND interaction_id IN ({ids})"
+            ).result_rows
+        }
+        found = []
+        for row in movable:
+            held = stored.get((row["account_id"], row["interaction_id"]))
+            if held is None or same_instant(held[0], row["occurred_at"]):
+                continue
+            at, version = (
+                (held[0], row["version"]) if row["version"] >= held[1] else (row["occurred_at"], held[1])
+            )
+            found.append(
+                {
+                    "occurred_at": at,
+                    "interaction_id": row["interaction_id"],
+                    "account_id": row["account_id"],
+                    "channel": row["channel"],
+                    "automated": row["automated"],
+                    "version": version,
+                    "is_deleted": 1,
+                }
+            )
+        return found
+
     def _plan(
         self, rows: dict[str, list[dict[str, Any]]], origin: str
     ) -> list[tuple[str, list[dict[str, Any]], str]]:
@@ -384,31 +436,40 @@ class Sink:
         for table, table_rows in sorted(rows.items()):
             if table_rows:
                 collapsed = collapse(table, table_rows)
+                if table == "interactions" and (cancelling := self.cancels(collapsed)):
+                    summary = "interactions_by_time"
+                    planned.append((summary, cancelling, dedup_token(origin, summary, cancelling)))
                 planned.append((table, collapsed, dedup_token(origin, table, collapsed)))
         return planned
 
     async def write(self, rows: dict[str, list[dict[str, Any]]], origin: str) -> WriteStats:
         """Write every table's rows; on failure wait (without blocking the loop) and retry."""
         stats = WriteStats(rows={})
-        for table, table_rows, token in self._plan(rows, origin):
-            delays = backoff()
-            while True:
-                try:
-                    await asyncio.to_thread(self._insert, table, table_rows, token)
-                    break
-                except Exception as exc:
-                    if self.fail_on_full_disk and disk_full(exc):
-                        raise DiskFull(
-                            f"the warehouse's disk is full (writing {table}); every insert either "
-                            "landed whole or not at all: free space and run the same command again "
-                            "(writes are idempotent)"
-                        ) from exc
-                    delay = next(delays)
-                    stats.retries += 1
-                    self.on_retry(table, exc, delay)
-                    await asyncio.sleep(delay)
+        # the plan reads the warehouse (Sink.cancels): retried as the inserts are
+        plan = await self._until_done("interactions", stats, self._plan, rows, origin)
+        for table, table_rows, token in plan:
+            await self._until_done(table, stats, self._insert, table, table_rows, token)
             stats.rows[table] = len(table_rows)
         return stats
+
+    async def _until_done(self, table: str, stats: WriteStats, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)`` in a thread, retried with backoff until it works (a full disk stops
+        replay instead: retrying cannot help)."""
+        delays = backoff()
+        while True:
+            try:
+                return await asyncio.to_thread(call, *args)
+            except Exception as exc:
+                if self.fail_on_full_disk and disk_full(exc):
+                    raise DiskFull(
+                        f"the warehouse's disk is full (writing {table}); every insert either "
+                        "landed whole or not at all: free space and run the same command again "
+                        "(writes are idempotent)"
+                    ) from exc
+                delay = next(delays)
+                stats.retries += 1
+                self.on_retry(table, exc, delay)
+                await asyncio.sleep(delay)
 
     def write_now(self, rows: dict[str, list[dict[str, Any]]], origin: str) -> WriteStats:
         """The same write for callers without an event loop (``replay``)."""

@@ -68,6 +68,7 @@ def forgotten(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         interactions = client.query(
             f"SELECT count() FROM rapport.interactions FINAL WHERE account_id = '{account}'"
         ).result_rows[0][0]
+        by_time = in_time_copy(client, account)
     finally:
         client.close()
     untouched_before = snapshot(settings.warehouse_url)
@@ -87,6 +88,7 @@ def forgotten(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         interactions_after = client.query(
             f"SELECT count() FROM rapport.interactions FINAL WHERE account_id = '{account}'"
         ).result_rows[0][0]
+        by_time_after = in_time_copy(client, account)
         health = client.query(
             f"SELECT count(), max(version) FROM rapport.account_health FINAL WHERE account_id = '{account}'"
         ).result_rows[0]
@@ -99,11 +101,21 @@ def forgotten(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         "after": after,
         "report": orjson.loads(result.output.strip().splitlines()[-1]),
         "interactions": (interactions, interactions_after),
+        "by_time": (by_time, by_time_after),
         "health": health,
         "states": states,
         "untouched": (untouched_before, snapshot(settings.warehouse_url)),
         "settings": settings,
     }
+
+
+def in_time_copy(client: Any, account: str) -> int:
+    """The account's interactions in ``interactions_by_time`` (migration 007), as the boards count."""
+    return int(
+        client.query(
+            f"SELECT count() FROM rapport.interactions_by_time FINAL WHERE account_id = '{account}'"
+        ).result_rows[0][0]
+    )
 
 
 @pytest.mark.broker
@@ -120,6 +132,7 @@ def test_the_report_says_what_was_removed(forgotten: dict[str, Any]) -> None:
     assert report["deleted"]["contacts"] == 1
     before, after = forgotten["interactions"]
     assert report["deleted"]["interactions"] == before - after > 0  # where they were the only buyer
+    assert forgotten["by_time"] == (before, after)  # the boards' time-sorted copy follows
     assert report["rewritten"]["interactions"] > 0  # where others remain
     assert report["rescored"] == [forgotten["account"]]
     assert report["score_rows"]["account_health"] > 0
