@@ -18,6 +18,7 @@ No scoring, no states, no other tables.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -105,8 +106,9 @@ def main() -> None:
         "replay_seconds": round(replay_s, 2),
         "replay_cpu_seconds": round(replay_cpu_s, 2),
     }
+    table = sys.stderr if args.json else sys.stdout  # --json: stdout is the JSON object alone
     for name, value in figures.items():
-        print(f"{name:>22}: {value:,}")
+        print(f"{name:>22}: {value:,}", file=table)
     if args.json:
         print(orjson.dumps(figures).decode())
 
