@@ -53,7 +53,8 @@ Prints a table; with ``--json`` stdout is one JSON object and the table goes to 
 than its default (an experiment; the passthrough agent and replay keep the defaults, which are
 what the targets are measured on). Each run is also written to
 ``bench/results/pipeline-<UTC time>.json`` with the machine (cores, load, Python, platform), the
-arguments and the git commit. The machine is shared, so read figures together with the load averages recorded.
+arguments and the git commit. The machine is shared, so read figures together with the load
+averages recorded.
 """
 
 from __future__ import annotations
@@ -467,9 +468,11 @@ def main() -> None:
         "(repeatable; recorded with the run)",
     )
     args = parser.parse_args()
+    # the settings a worker takes, less the two the bench sets itself
+    known = set(Settings.from_env({}).as_env()) - {"RAPPORT_HOME", "RAPPORT_SELLER_DOMAINS"}
     overrides = dict(setting.partition("=")[::2] for setting in args.setting)
-    if wrong := [name for name in overrides if not name.startswith("RAPPORT_")]:
-        parser.error(f"--setting takes RAPPORT_NAME=VALUE (see the README's settings table), not {wrong}")
+    if wrong := [s for s in args.setting if "=" not in s or s.partition("=")[0] not in known]:
+        parser.error(f"--setting takes NAME=VALUE with NAME one of {', '.join(sorted(known))}; not {wrong}")
 
     at = datetime.now(UTC)
     before = machine()
