@@ -618,10 +618,10 @@ def warehouse_check(as_json: bool) -> None:
 @friendly_errors
 def warehouse_query(sql: str, fmt: str | None, as_json: bool, wide: bool) -> None:
     """Run one SQL query against the warehouse and print the rows (--json: one object per row)."""
-    from streams.sinks.warehouse import connect
     from streams.views.terminal import Column
 
-    result = connect(Settings.from_env().warehouse_url).query(sql)
+    with reading_warehouse() as client:  # on a home `up` has not written to yet: no rows, not an error
+        result = client.query(sql)
     out = view_output(fmt, as_json, wide)
     if out is None:
         for row in result.result_rows:

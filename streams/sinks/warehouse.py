@@ -181,13 +181,7 @@ def damage_report(client: Client, check_parts: bool = False) -> Damage:
 def _open(url: str) -> Client:
     try:
         if url.startswith("chdb://"):
-            from streams.sinks.read_endpoint import live_url
-
-            if live := live_url(url):  # a worker holds this folder: read through it
-                return cast(Client, clickhouse_connect.get_client(dsn=live, compress=False))
-            path = Path(url.removeprefix("chdb://"))
-            path.mkdir(parents=True, exist_ok=True)
-            return cast(Client, clickhouse_connect.get_client(dsn=f"chdb://{path}"))
+            return _open_chdb(url)
         bare, user, password = credentials(url)  # passed apart: a '/' in a password broke the DSN
         return cast(
             Client,
@@ -199,8 +193,6 @@ def _open(url: str) -> Client:
             ),
         )
     except Exception as exc:
-        if url.startswith("chdb://") and (live := _wait_for_reads(url)):  # a worker is starting
-            return cast(Client, clickhouse_connect.get_client(dsn=live, compress=False))
         hint = (
             "another process (a running `rapport up` or demo worker) may hold this chDB folder; "
             "stop it or point RAPPORT_WAREHOUSE_URL elsewhere"
@@ -210,18 +202,27 @@ def _open(url: str) -> Client:
         raise WarehouseError(redacted(f"cannot open warehouse {url}: {exc}; {hint}")) from exc
 
 
-def _wait_for_reads(url: str, timeout_s: float = 10.0) -> str | None:
-    """The read endpoint of a worker that holds the folder but has not opened its endpoint yet."""
+def _open_chdb(url: str, timeout_s: float = 10.0) -> Client:
+    """The folder itself, or the read endpoint of the worker holding it. chDB lets one process
+    open a folder, so while another holds it this waits up to ``timeout_s`` for either: a worker
+    that has not served its endpoint yet, or a reader's short hold ending (a `rapport warehouse
+    query` that opened the folder just as `up` started its worker made that worker exit)."""
     import time
 
     from streams.sinks.read_endpoint import live_url
 
+    path = Path(url.removeprefix("chdb://"))
+    path.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if live := live_url(url):
-            return live
-        time.sleep(0.25)
-    return None
+    while True:
+        if live := live_url(url):  # a worker holds this folder: read through it
+            return cast(Client, clickhouse_connect.get_client(dsn=live, compress=False))
+        try:
+            return cast(Client, clickhouse_connect.get_client(dsn=f"chdb://{path}"))
+        except Exception:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.25)
 
 
 class DiskFull(WarehouseError):

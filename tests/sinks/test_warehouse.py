@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -146,3 +150,28 @@ def test_unreachable_server_error_names_url() -> None:
 
     with pytest.raises(WarehouseError, match=r"http://127\.0\.0\.1:9"):
         connect("http://127.0.0.1:9")
+
+
+def test_a_chdb_folder_another_process_holds_briefly_opens_once_it_is_free(tmp_path: Path) -> None:
+    """A reader that opened the folder just as a worker started made that worker exit (seen in
+    CI): the worker now waits for the short hold to end."""
+    from streams.sinks.warehouse import connect
+
+    folder = tmp_path / "warehouse"
+    hold = (
+        "import sys, time, clickhouse_connect; "
+        f"c = clickhouse_connect.get_client(dsn='chdb://{folder}'); c.query('SELECT 1'); "
+        "print('held', flush=True); time.sleep(1.5)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        client = connect(f"chdb://{folder}")
+        waited = time.monotonic() - started
+        assert holder.poll() is not None and waited > 0.5  # it did wait for the holder to exit
+        assert client.query("SELECT 1").result_rows == [(1,)]
+        client.close()
+    finally:
+        holder.kill()
+        holder.wait()

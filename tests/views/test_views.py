@@ -513,6 +513,8 @@ def test_edges_say_what_to_do_and_fail_when_nothing_was_produced(rapport: Rappor
     neither = rapport("review", "--out", str(tmp_path / "d"))
     assert neither.returncode == 2 and "either --account ID or --all" in neither.stderr
     empty = Rapport(tmp_path / "empty-home")
+    # a query on a home nothing wrote to yet (`up` starting its worker): no rows, not "no database"
+    assert empty.sql("SELECT count() AS n FROM rapport.interactions") == [{"n": 0}]
     for command in (
         ("accounts",),
         ("alerts",),
