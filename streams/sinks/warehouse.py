@@ -205,8 +205,8 @@ def _open(url: str) -> Client:
 def _open_chdb(url: str, timeout_s: float = 10.0) -> Client:
     """The folder itself, or the read endpoint of the worker holding it. chDB lets one process
     open a folder, so while another holds it this waits up to ``timeout_s`` for either: a worker
-    that has not served its endpoint yet, or a reader's short hold ending (a `rapport warehouse
-    query` that opened the folder just as `up` started its worker made that worker exit)."""
+    that has not served its endpoint yet, or a reader's short hold ending (without the wait, a
+    `rapport warehouse query` opening the folder just as `up` starts its worker fails the worker)."""
     import time
 
     from streams.sinks.read_endpoint import live_url

@@ -153,13 +153,13 @@ def test_unreachable_server_error_names_url() -> None:
 
 
 def test_a_chdb_folder_another_process_holds_briefly_opens_once_it_is_free(tmp_path: Path) -> None:
-    """A reader that opened the folder just as a worker started made that worker exit (seen in
-    CI): the worker now waits for the short hold to end."""
+    """A reader that opens the folder just as a worker starts could make that worker exit (chDB
+    lets one process hold a folder): the worker now waits for the short hold to end."""
     from streams.sinks.warehouse import connect
 
     folder = tmp_path / "warehouse"
     hold = (
-        "import sys, time, clickhouse_connect; "
+        "import time, clickhouse_connect; "
         f"c = clickhouse_connect.get_client(dsn='chdb://{folder}'); c.query('SELECT 1'); "
         "print('held', flush=True); time.sleep(1.5)"
     )
