@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from functools import wraps
+from functools import partial, wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +42,8 @@ def friendly_errors(func: F) -> F:
     from clickhouse_connect.driver.exceptions import Error as ClickHouseError
     from kafka.errors import KafkaError
 
+    from streams.runtime.replay_input import ReaderError
+
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -51,6 +53,7 @@ def friendly_errors(func: F) -> F:
             BrokerError,
             WarehouseError,
             PipelineError,
+            ReaderError,
             FileNotFoundError,
             HomeLocked,
             KafkaError,
@@ -442,7 +445,7 @@ def replay(
     with owning_home(settings), progress_bar(console) as bar:
         task = bar.add_task("replaying", total=None)
         summary = run_replay(
-            read_sources(paths),
+            partial(read_sources, paths),  # read and resolved in a reader process
             settings,
             progress=lambda n: bar.advance(task, n),
             as_of=as_of_time(as_of) if as_of else None,

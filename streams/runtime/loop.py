@@ -8,7 +8,7 @@ the benchmarks and the tests all call it; they differ only in their ports
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,7 @@ class Ports:
 class Step:
     """One batch of input: records to apply, accounts to settle, what to do once committed."""
 
-    records: Sequence[tuple[str, Envelope]] = ()
+    records: Collection[tuple[str, Envelope]] = ()
     letters: list[Envelope] = field(default_factory=list)  # bad input found on the way in
     # (account, event time) pairs: the input of the account's partition is complete up to that
     # time (live: each message's resolve-batch floor). Empty: each record's own time advances it.

@@ -1,42 +1,38 @@
 """Replay: history from files straight to the warehouse, without a broker.
 
-The same resolver, the same scoring core and the same sink as the live agents, in one process,
-so replay and live give the same rows for the same input.
+The same resolver, the same scoring core and the same sink as the live agents, so replay and
+live give the same rows for the same input. Given a reader (a picklable callable giving the
+items) instead of the items, the input is read and resolved in a reader process, ahead of
+scoring (:mod:`streams.runtime.replay_input`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
-from streams.config import TOPIC_RAW, Settings
-from streams.contracts import ContractError, Envelope
-from streams.deadletters import dead_letter
-from streams.identity.fingerprint import Copies
+from streams.config import Settings
 from streams.identity.resolver import Resolver
-from streams.runtime.loop import Ports, Step, run
+from streams.runtime.loop import Ports, run
 from streams.runtime.ports import DictStore, NoPublisher, Rows, SystemClock
+from streams.runtime.replay_input import (
+    BATCH,
+    Items,
+    Reader,
+    ReplaySummary,
+    read_ahead,
+    replay_parts,
+    replay_steps,
+)
 from streams.scoring.engine import Scoring
 from streams.scoring.profile import load_profile
 from streams.sinks.warehouse import TABLE_KEYS, Client, Sink, WriteStats, connect, migrate
 from streams.sinks.written import WrittenKeys
-from streams.sources.dataset import Rejection, SourceRecord
 
-BATCH = 20_000
-
-
-@dataclass
-class ReplaySummary:
-    read: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    copies: int = 0  # copies under a new Message-ID (content fingerprint), dropped before scoring
-    rows: Counter[str] = field(default_factory=Counter)
+__all__ = ["BATCH", "ReplaySummary", "replay"]
 
 
 class BackgroundSink:
@@ -69,7 +65,7 @@ class BackgroundSink:
 
 
 def replay(
-    items: Iterable[SourceRecord | Rejection],
+    items: Items | Reader,
     settings: Settings,
     client: Client | None = None,
     progress: Callable[[int], None] | None = None,
@@ -83,60 +79,18 @@ def replay(
     sink = BackgroundSink(Sink(client, fail_on_full_disk=True, written=written))
     ports = Ports(DictStore(), sink, NoPublisher(), SystemClock())
     summary = ReplaySummary()
-    steps = replay_steps(items, Resolver(settings.seller_domains), summary, progress, as_of)
+    if callable(items):  # a reader: read and resolved in a reader process, ahead of scoring
+        parts = read_ahead(items, settings.seller_domains, summary, as_of)
+    else:
+        parts = replay_parts(items, Resolver(settings.seller_domains), summary, as_of)
+    steps = replay_steps(parts, progress)
     scoring = Scoring(ports.store, settings.allowed_lateness_s, load_profile(settings.scoring_profile))
     try:
         totals = asyncio.run(run(steps, scoring, ports))
     finally:
+        parts.close()  # a reader process stops with it
         sink.close()
         written.flush()
     summary.duplicates = totals.duplicates + summary.copies
     summary.rows = sink.rows
     return summary
-
-
-def replay_steps(
-    items: Iterable[SourceRecord | Rejection],
-    resolver: Resolver,
-    summary: ReplaySummary,
-    progress: Callable[[int], None] | None = None,
-    as_of: float | None = None,
-) -> Iterator[Step]:
-    """The items cut into steps of ``BATCH``, then the end of input: pending events settle and
-    the days and value windows the input's watermark (or ``as_of``) passed close, as a drained
-    live worker's idle tick closes them."""
-    records: list[tuple[str, Envelope]] = []
-    letters: list[Envelope] = []
-    digest = hashlib.sha256()
-    copies = Copies()  # the same mechanism as ``rapport ingest``'s Tally and the live resolve agent
-
-    def step() -> Step:
-        # The token must differ per write: an insert with a token seen before is dropped.
-        count = len(records) + len(letters)
-        done = (lambda _: progress(count)) if progress else None
-        return Step(list(records), list(letters), origin=f"replay:batch:{digest.hexdigest()}", done=done)
-
-    for item in items:
-        summary.read += 1
-        digest.update(item.raw)
-        if isinstance(item, Rejection):
-            letters.append(item.letter())
-            summary.rejected += 1
-        else:
-            try:
-                resolved = resolver.resolve(item.envelope)
-            except ContractError as exc:  # a dead letter, not remembered as an original
-                letters.append(dead_letter(TOPIC_RAW, "resolve", str(exc), item.raw))
-                summary.rejected += 1
-            else:
-                if copies.original_of(item.envelope):
-                    summary.copies += 1
-                else:
-                    records.extend((r.account_id, r.envelope) for r in resolved)
-        if len(records) + len(letters) >= BATCH:
-            yield step()
-            records.clear()
-            letters.clear()
-    if records or letters:
-        yield step()
-    yield Step(eof=True, now=as_of, origin=f"replay:flush:{digest.hexdigest()}")
