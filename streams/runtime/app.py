@@ -58,7 +58,7 @@ from streams.runtime.outbound import alert_envelope, health_envelope
 from streams.runtime.ports import Clock, Rows, RowSink, SystemClock
 from streams.runtime.status import WorkerStatus
 from streams.runtime.stored_state import pack, unpack
-from streams.runtime.transport import App, consumer_positions
+from streams.runtime.transport import App, UnreadFetches, consumer_positions, refetch
 from streams.scoring.engine import Scoring, closed_through, flushable
 from streams.scoring.profile import Profile, load_profile
 from streams.sinks.warehouse import TABLE_KEYS, Client, Sink, WriteStats
@@ -630,13 +630,22 @@ def create_app(
         """Keys written in the last seconds, saved even when no write follows (a stop)."""
         await asyncio.to_thread(keys_written.flush)
 
+    unread = UnreadFetches({TOPIC_RAW, TOPIC_INTERACTIONS, TOPIC_DEADLETTER})
+
     @app.timer(interval=max(0.5, idle_flush_s / 2))
     async def tick() -> None:
-        """While traffic is idle and events are pending (or unknown yet), wake every partition."""
+        """While traffic is idle and events are pending (or unknown yet), wake every partition;
+        read again what faust dropped across a rebalance (:class:`UnreadFetches`)."""
         now = clock.now()
         if any(not intake.idle(p, now) for p in intake.last_event):
             return
-        status.set("consumer", consumer_positions(app))
+        positions = consumer_positions(app)
+        status.set("consumer", positions)
+        due = unread.due(positions, now) if app.flow_control.is_active() else {}
+        if due:
+            await refetch(app, due)
+            status.count("refetched", len(due))
+            status.write()
         if intake.pending is not None and not intake.pending:
             status.write()
             return

@@ -86,7 +86,7 @@ def test_chunks_change_nothing_but_when_scoring_may_start(batch: int, chunk_size
     """Steps hold ``batch`` records and letters (the last fewer) whatever the chunk size, and the
     loop writes the rows of the same steps given whole."""
     folder = DATASET[0]
-    parts, summary = inline_parts(folder, batch, chunk_size)
+    parts, _ = inline_parts(folder, batch, chunk_size)
     whole, _ = inline_parts(folder, batch, 10**9)
     sizes, size = [], 0
     for part in parts:
